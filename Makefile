@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# Embedded mode: SQLite + filesystem broker under var/, debug UI on 127.0.0.1:8000.
+RUN_ENV := DEBUG=$${DEBUG:-1}
+PORT   ?= 8000
+
+.PHONY: run test install lint format migrations-check demo clean bench
+
+$(VENV)/.installed-%: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --quiet --upgrade "pip>=25.1"
+	$(PIP) install --quiet --constraint constraints.txt --group $*
+	@touch $@
+
+install: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed-prod
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py demo
+	$(RUN_ENV) exec $(PY) manage.py runembedded --port $(PORT)
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run --settings=controlpanel.settings_test
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+demo: $(VENV)/.installed-prod
+	$(RUN_ENV) $(PY) manage.py demo
+
+clean:
+	rm -rf var staticfiles

@@ -1,0 +1,186 @@
+"""Writes for the accounts domain. Plain functions, keyword-only arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import tokens
+from accounts.models import (
+    ApiKey,
+    Contract,
+    ContractStatus,
+    Environment,
+    EnvironmentKind,
+    EnvironmentStatus,
+    Membership,
+    Organization,
+    Project,
+    ProtectedEnvironmentError,
+    Role,
+    User,
+)
+
+API_KEY_KIND = "cpk"
+
+
+class ServiceError(Exception):
+    """A request the caller can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+# --- users and organizations -----------------------------------------------------------
+def user_get_or_create(*, email: str, name: str = "") -> tuple[User, bool]:
+    email = email.strip().lower()
+    user = User.objects.filter(email=email).first()
+    if user is not None:
+        return user, False
+    return User.objects.create_user(email=email, name=name), True
+
+
+@transaction.atomic
+def organization_create(*, slug: str, name: str, owner: User | None = None) -> Organization:
+    organization = Organization.objects.create(slug=slug, name=name)
+    if owner is not None:
+        Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
+    return organization
+
+
+def membership_set(*, organization: Organization, user: User, role: str) -> Membership:
+    # The unique (organization, user) constraint makes this a safe upsert.
+    membership, _ = Membership.objects.update_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+# --- contracts ------------------------------------------------------------------------
+@transaction.atomic
+def contract_activate(*, organization: Organization, **terms: object) -> Contract:
+    """Make a new contract the organization's active one; the previous one is kept as
+    history (`superseded`). The partial unique index allows one active contract only."""
+    Organization.objects.select_for_update().get(pk=organization.pk)
+    organization.contracts.filter(status=ContractStatus.ACTIVE).update(
+        status=ContractStatus.SUPERSEDED
+    )
+    contract = Contract(organization=organization, status=ContractStatus.ACTIVE, **terms)
+    contract.full_clean(exclude=["organization"])
+    contract.save()
+    return contract
+
+
+def contract_end(*, contract: Contract) -> Contract:
+    contract.status = ContractStatus.ENDED
+    contract.save(update_fields=["status"])
+    return contract
+
+
+# --- projects and environments ----------------------------------------------------------
+@transaction.atomic
+def project_create(*, organization: Organization, slug: str, name: str) -> Project:
+    """A project always has exactly one production environment, created with it."""
+    project = Project.objects.create(organization=organization, slug=slug, name=name)
+    Environment.objects.create(project=project, name="production", kind=EnvironmentKind.PRODUCTION)
+    return project
+
+
+def environment_create(
+    *, project: Project, name: str, kind: str, owner: User | None = None
+) -> Environment:
+    if kind == EnvironmentKind.PRODUCTION:
+        raise ServiceError("A project has exactly one production environment, made with it.")
+    environment = Environment(project=project, name=name, kind=kind, owner=owner)
+    environment.full_clean(exclude=["project", "owner"], validate_constraints=False)
+    environment.save()
+    return environment
+
+
+def environment_set_status(*, environment: Environment, enabled: bool) -> Environment:
+    environment.status = EnvironmentStatus.ENABLED if enabled else EnvironmentStatus.DISABLED
+    environment.save(update_fields=["status"])
+    return environment
+
+
+def environment_delete(*, environment: Environment) -> None:
+    if environment.kind == EnvironmentKind.PRODUCTION:
+        raise ProtectedEnvironmentError("A production environment cannot be deleted.")
+    environment.delete()
+
+
+# --- API keys -------------------------------------------------------------------------
+def api_key_issue(
+    *,
+    environment: Environment,
+    name: str = "",
+    created_by: User | None = None,
+    expires_at: dt.datetime | None = None,
+) -> IssuedApiKey:
+    issued = tokens.issue(API_KEY_KIND)
+    api_key = ApiKey.objects.create(
+        environment=environment,
+        name=name,
+        prefix=issued.prefix,
+        digest=issued.digest,
+        last_four=issued.last_four,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return IssuedApiKey(api_key=api_key, plaintext=issued.plaintext)
+
+
+def api_key_revoke(*, api_key: ApiKey, at: dt.datetime | None = None) -> ApiKey:
+    # Conditional update: revoking twice keeps the first revocation time.
+    at = at or timezone.now()
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=at)
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, api_key: ApiKey, grace: dt.timedelta | None = None, created_by: User | None = None
+) -> IssuedApiKey:
+    """Issue a replacement. Without `grace` the old key stops now; with it, the old key
+    keeps working until now + grace (at most API_KEY_GRACE_MAX_DAYS)."""
+    old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if not old.is_usable():
+        raise ServiceError("This API key is already revoked or expired; issue a new one.")
+    if grace is not None and (
+        grace < dt.timedelta(0) or grace > dt.timedelta(days=settings.API_KEY_GRACE_MAX_DAYS)
+    ):
+        raise ServiceError(
+            f"The grace period must be between 0 and {settings.API_KEY_GRACE_MAX_DAYS} days."
+        )
+    new = api_key_issue(environment=old.environment, name=old.name, created_by=created_by)
+    now = timezone.now()
+    old.replaced_by = new.api_key
+    if grace:
+        end = now + grace
+        old.expires_at = min(old.expires_at, end) if old.expires_at else end
+        old.save(update_fields=["replaced_by", "expires_at"])
+    else:
+        old.revoked_at = now
+        old.save(update_fields=["replaced_by", "revoked_at"])
+    api_key.refresh_from_db()
+    return new
+
+
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def api_key_touch(*, api_key: ApiKey, at: dt.datetime | None = None) -> None:
+    """Record use, at most once a minute per key, so the hot path rarely writes."""
+    at = at or timezone.now()
+    if api_key.last_used_at is not None and at - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
+    api_key.last_used_at = at

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ControlPanelConfig(AppConfig):
+    name = "controlpanel"
+    verbose_name = "Control Panel"

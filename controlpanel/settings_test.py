@@ -1,0 +1,20 @@
+"""Settings for the test suite: the real settings, with test-only defaults.
+
+Anything set in the environment (DATABASE_URL and REDIS_URL in CI) still wins.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="controlpanel-test-"))
+
+from controlpanel.settings import *  # noqa: F403
+from controlpanel.settings import CACHES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# Several test runs may share one Redis: keep their cache keys apart.
+CACHES["default"]["KEY_PREFIX"] = f"cptest-{os.getpid()}"

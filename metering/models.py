@@ -1,0 +1,1 @@
+"""Usage series, readings, rollups and flags (see the ingest issue)."""

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+
+from accounts import services
+from accounts.models import Environment, EnvironmentKind, Organization, Project, Role, User
+from tests.factories import (
+    ContractFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProjectFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@dataclass
+class Tenant:
+    """One customer as the tests see it: an organization with its cast and keys."""
+
+    organization: Organization
+    owner: User
+    admin: User
+    member: User
+    project: Project
+    production: Environment
+    api_key: str  # plaintext key of the production environment
+
+
+def make_tenant(slug: str, **contract_terms) -> Tenant:
+    organization = OrganizationFactory(slug=slug, name=slug.title())
+    owner = MembershipFactory(organization=organization, role=Role.OWNER).user
+    admin = MembershipFactory(organization=organization, role=Role.ADMIN).user
+    member = MembershipFactory(organization=organization, role=Role.MEMBER).user
+    ContractFactory(organization=organization, **contract_terms)
+    project = ProjectFactory(organization=organization, slug="website")
+    production = project.environments.get(kind=EnvironmentKind.PRODUCTION)
+    key = services.api_key_issue(environment=production).plaintext
+    return Tenant(organization, owner, admin, member, project, production, key)
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    """An outsider organization: it must never see `tenant`'s data, nor the reverse."""
+    return make_tenant("globex")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db) -> User:
+    return UserFactory(is_staff=True, is_superuser=True)
