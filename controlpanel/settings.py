@@ -119,6 +119,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{DATA_DIR / 'results'}"
 )
+for _folder in ("queue", "processed"):
+    (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+(DATA_DIR / "results").mkdir(parents=True, exist_ok=True)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Producers write where consumers read: one folder for both directions is what lets
     # web, beat and worker processes talk through the filesystem.

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from controlpanel.demo import load_demo
+
+
+class Command(BaseCommand):
+    help = "Load demo data (idempotent) and print the demo logins and API keys."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--force", action="store_true", help="allow without DEBUG")
+
+    def handle(self, *args: Any, force: bool, **options: Any) -> None:
+        if not settings.DEBUG and not force:
+            raise CommandError("demo data has well-known passwords: run with DEBUG=1 or --force")
+        demo = load_demo()
+        self.stdout.write("Demo logins (email / password):")
+        for role, (email, password) in demo["logins"].items():
+            self.stdout.write(f"  {role:6} {email} / {password}")
+        self.stdout.write("Demo API keys (environment: key):")
+        for name, key in sorted(demo["api_keys"].items()):
+            self.stdout.write(f"  {name}: {key}")

@@ -1,0 +1,55 @@
+"""docker-compose.yml, the Dockerfile and .env.example promise what the README says.
+No Docker engine runs here, so the files are parsed and checked, not run."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_compose_has_the_production_services():
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+
+
+def test_postgres_and_redis_have_healthchecks_the_app_waits_for():
+    assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    assert "ping" in SERVICES["redis"]["healthcheck"]["test"]
+    for name in ("migrate", "web", "worker", "beat"):
+        depends = SERVICES[name]["depends_on"]
+        assert depends["postgres"] == {"condition": "service_healthy"}
+        assert depends["redis"] == {"condition": "service_healthy"}
+
+
+def test_app_services_share_one_image_and_run_the_right_commands():
+    for name in ("migrate", "web", "worker", "beat"):
+        assert SERVICES[name]["build"] == "."
+        assert SERVICES[name]["image"] == "controlpanel:latest"
+        assert SERVICES[name]["env_file"] == ".env"
+        assert SERVICES[name]["environment"]["DATABASE_URL"].startswith("postgres://")
+        assert SERVICES[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert SERVICES["migrate"]["command"][:3] == ["python", "manage.py", "migrate"]
+    assert SERVICES["web"]["command"][0] == "gunicorn"
+    assert SERVICES["worker"]["command"][:4] == ["celery", "-A", "controlpanel", "worker"]
+    assert SERVICES["beat"]["command"][:4] == ["celery", "-A", "controlpanel", "beat"]
+    for name in ("web", "worker", "beat"):
+        assert SERVICES[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+
+
+def test_dockerfile_installs_the_locked_prod_group():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--constraint constraints.txt --group prod" in dockerfile
+    assert "gunicorn" in dockerfile
+
+
+def test_env_example_documents_every_setting_read_from_the_environment():
+    settings_source = (ROOT / "controlpanel" / "settings.py").read_text()
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_source))
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read, "no settings found: the pattern is stale"
+    assert read - documented == set()
