@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, spec: str, **options: Any) -> None:
         try:
-            text = sys.stdin.read() if spec == "-" else open(spec, encoding="utf-8").read()
+            text = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
         except OSError as exc:
             raise CommandError(f"cannot read {spec}: {exc.strerror}") from exc
         try:
