@@ -1,0 +1,55 @@
+"""Authentication of the existing CMS client (the WCP protocol).
+
+The client sends the environment API key as the raw value of the `authorization` header
+(no `Bearer`), against `/orgs/{orgId}/projects/{projectId}/...`. The key must belong to an
+enabled environment of that organization and project. Refusals carry the status and the
+`message` the CMS shows its user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+
+from accounts.models import ApiKey, Environment
+from accounts.selectors import KeyProblem, api_key_check
+
+
+@dataclass(frozen=True)
+class WcpCaller:
+    api_key: ApiKey
+    environment: Environment
+
+
+@dataclass(frozen=True)
+class WcpRefusal:
+    status: int
+    message: str
+
+
+def wcp_key_from_request(request: HttpRequest) -> str:
+    """The raw `authorization` value; a `Bearer ` prefix is tolerated for native clients."""
+    raw = request.headers.get("authorization", "").strip()
+    if raw[:7].lower() == "bearer ":
+        raw = raw[7:].strip()
+    return raw
+
+
+def wcp_authenticate(
+    plaintext: str, *, org_slug: str | None = None, project_slug: str | None = None
+) -> WcpCaller | WcpRefusal:
+    """Check a key and, when given, that it belongs to that organization and project."""
+    check = api_key_check(plaintext)
+    if not check.ok:
+        status = 403 if check.problem is KeyProblem.ENVIRONMENT_DISABLED else 401
+        return WcpRefusal(status, check.message)
+    environment = check.api_key.environment
+    project = environment.project
+    if (project_slug is not None and project.slug != project_slug) or (
+        org_slug is not None and project.organization.slug != org_slug
+    ):
+        return WcpRefusal(
+            403, "This API key does not belong to an environment of that organization and project."
+        )
+    return WcpCaller(check.api_key, environment)
