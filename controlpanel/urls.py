@@ -1,5 +1,9 @@
+"""Site routes. Each app owns its routes; they are mounted here at the root because the
+CMS protocol's paths (`/orgs/...`, `/telemetry`, `/.well-known/jwks.json`) are fixed."""
+
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlpanel import health
 
@@ -7,4 +11,10 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("metering.urls")),
+    path("", include("metering.compliance.urls")),
+    path("", include("accounts.urls")),
+    path("", include("controlpanel.customer.urls")),
 ]

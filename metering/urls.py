@@ -1,0 +1,5 @@
+"""URL routes of metering (mounted at the site root by controlpanel.urls)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
