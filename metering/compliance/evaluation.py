@@ -1,0 +1,284 @@
+"""Usage against contracts: raise and resolve overage flags, set-based.
+
+One run reads every active contract's current period with a fixed number of queries
+(contracts, API calls per contract, gauge peaks and current values per environment,
+developer seats, non-production daily calls, existing flags), decides in Python, then
+writes the flips in one transaction. Query count does not depend on the number of
+contracts (tests/metering/test_evaluation.py pins it).
+
+Levels: `warning` when usage >= 80 % of the limit, `exceeded` at >= 100 %, `over_cap` at
+>= the policy's cap (floor(limit x factor), only for `allow_up_to`, where it lies above the
+limit; for `block` the cap is the limit itself and `exceeded` says it).
+
+Gauges (seats, tenants per environment; developer seats per organization) raise on the
+period's peak and resolve when the current value falls back below the level; a resolved
+gauge flag reopens when the current value reaches the level again. API-call flags
+(organization-wide, and non-production daily) stand for their period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
+from django.utils import timezone
+
+from accounts import periods
+from accounts.models import (
+    API_CALLS,
+    DEVELOPER_SEATS,
+    NONPROD_DAILY_API_CALLS,
+    SEATS,
+    TENANTS,
+    Contract,
+    ContractStatus,
+    DeveloperSeat,
+    EnvironmentKind,
+)
+from metering.compliance.flags import (
+    FlagKey,
+    JobReport,
+    WantedFlag,
+    new_run_token,
+    raise_flags,
+    record_flips,
+    reopen_flags,
+    resolve_flags,
+)
+from metering.compliance.models import (
+    ORGANIZATION_SCOPE,
+    FlagLevel,
+    OverageFlag,
+    environment_scope,
+)
+from metering.models import UsageGauge
+
+AUTO_RESOLVED = (SEATS, TENANTS, DEVELOPER_SEATS)
+QUOTA_KINDS = (EnvironmentKind.PRODUCTION, EnvironmentKind.CICD)
+NONPROD_KINDS = (EnvironmentKind.CICD, EnvironmentKind.PERSONAL)
+
+_ROLLUPS = "organization__projects__environments__usage_rollups"
+_ENVS = "organization__projects__environments"
+
+
+def thresholds(contract: Contract, metric: str) -> list[tuple[str, int]]:
+    """(level, lowest value at that level) for one contract and metric."""
+    limit = contract.limit_for(metric)
+    if limit is None:
+        return []
+    # ceil(0.8 x limit) in integers; never 0, so an unused zero limit raises nothing.
+    out = [
+        (FlagLevel.WARNING.value, max(1, -(-limit * 4 // 5))),
+        (FlagLevel.EXCEEDED.value, max(1, limit)),
+    ]
+    mode, factor = contract.policy_for(metric)
+    cap = periods.policy_cap(limit, mode, factor)
+    if cap is not None and cap > limit:
+        out.append((FlagLevel.OVER_CAP.value, cap))
+    return out
+
+
+def levels_reached(contract: Contract, metric: str, value: int) -> list[tuple[str, int]]:
+    return [(level, t) for level, t in thresholds(contract, metric) if value >= t]
+
+
+def _period_cases(
+    contracts: list[Contract], at: dt.datetime
+) -> tuple[Case, Case, dict[int, periods.Period]]:
+    """SQL expressions for each contract's current period start and end. Periods depend
+    only on the anchor day, so there are at most 31 branches however many contracts."""
+    by_day: dict[int, periods.Period] = {}
+    for c in contracts:
+        if c.starts_on.day not in by_day:
+            by_day[c.starts_on.day] = c.period_for(at)
+    start = Case(
+        *[When(starts_on__day=d, then=Value(p.start)) for d, p in by_day.items()],
+        output_field=DateTimeField(),
+    )
+    end = Case(
+        *[When(starts_on__day=d, then=Value(p.end)) for d, p in by_day.items()],
+        output_field=DateTimeField(),
+    )
+    return start, end, by_day
+
+
+def _in_force(at: dt.datetime) -> Q:
+    today = at.astimezone(dt.UTC).date()
+    return Q(status=ContractStatus.ACTIVE, starts_on__lte=today, ends_on__gt=today)
+
+
+def evaluate(*, at: dt.datetime | None = None) -> JobReport:
+    at = at or timezone.now()
+    report = JobReport(job="evaluate")
+    contracts = list(Contract.objects.filter(_in_force(at)).select_related("organization"))
+    report.details["contracts"] = len(contracts)
+    if not contracts:
+        return report
+    start_case, end_case, by_day = _period_cases(contracts, at)
+    earliest = min(p.start for p in by_day.values())
+    active = Contract.objects.filter(_in_force(at)).annotate(p_start=start_case, p_end=end_case)
+    active_orgs = Contract.objects.filter(_in_force(at)).values("organization_id")
+    org_to_contract = {c.organization_id: c.id for c in contracts}
+
+    # Conditions in one filter() call share one join, so the rollups summed are exactly
+    # those the conditions select; `earliest` is a plain bound for the (metric, hour) index.
+    def in_period(metric_q: Q) -> Q:
+        return (
+            metric_q
+            & Q(**{f"{_ROLLUPS}__hour__gte": F("p_start"), f"{_ROLLUPS}__hour__lt": F("p_end")})
+            & Q(**{f"{_ROLLUPS}__hour__gte": earliest})
+        )
+
+    # Organization-wide API calls of the period, production and CI/CD environments.
+    api_calls = dict(
+        active.filter(
+            in_period(Q(**{f"{_ENVS}__kind__in": QUOTA_KINDS, f"{_ROLLUPS}__metric": API_CALLS}))
+        )
+        .values("id")
+        .annotate(total=Sum(f"{_ROLLUPS}__total"))
+        .values_list("id", "total")
+    )
+
+    # Peak seats and tenants of the period, per environment.
+    peaks: dict[tuple[int, int, str], int] = {}
+    for cid, env_id, metric, peak in (
+        active.filter(in_period(Q(**{f"{_ROLLUPS}__metric__in": (SEATS, TENANTS)})))
+        .values("id", f"{_ENVS}__id", f"{_ROLLUPS}__metric")
+        .annotate(peak=Max(f"{_ROLLUPS}__peak"))
+        .values_list("id", f"{_ENVS}__id", f"{_ROLLUPS}__metric", "peak")
+    ):
+        if peak is not None:
+            peaks[(cid, env_id, metric)] = peak
+
+    # Current seats and tenants per environment (a value set last period still counts).
+    current: dict[tuple[int, int, str], int] = {}
+    for org_id, env_id, metric, value in UsageGauge.objects.filter(
+        environment__project__organization_id__in=active_orgs
+    ).values_list("environment__project__organization_id", "environment_id", "metric", "value"):
+        current[(org_to_contract[org_id], env_id, metric)] = value
+
+    # Developer seats held now, per organization.
+    dev_seats = {
+        org_to_contract[org_id]: n
+        for org_id, n in DeveloperSeat.objects.filter(
+            freed_at__isnull=True, membership__organization_id__in=active_orgs
+        )
+        .values("membership__organization_id")
+        .annotate(n=Count("id"))
+        .values_list("membership__organization_id", "n")
+    }
+
+    # Today's API calls per non-production environment.
+    day_start = dt.datetime.combine(at.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+    today = periods.Period(day_start, day_start + dt.timedelta(days=1))
+    nonprod = {
+        (cid, env_id): total
+        for cid, env_id, total in active.filter(
+            **{
+                f"{_ENVS}__kind__in": NONPROD_KINDS,
+                f"{_ROLLUPS}__metric": API_CALLS,
+                f"{_ROLLUPS}__hour__gte": today.start,
+                f"{_ROLLUPS}__hour__lt": today.end,
+            }
+        )
+        .values("id", f"{_ENVS}__id")
+        .annotate(total=Sum(f"{_ROLLUPS}__total"))
+        .values_list("id", f"{_ENVS}__id", "total")
+    }
+
+    # --- decide ------------------------------------------------------------------------
+    by_id = {c.id: c for c in contracts}
+    wanted: dict[FlagKey, WantedFlag] = {}
+    holding: dict[FlagKey, int] = {}  # gauge flags whose condition holds now -> value now
+
+    def want(
+        c: Contract,
+        period: periods.Period,
+        metric: str,
+        scope: str,
+        env_id: int | None,
+        value: int,
+        now_value: int | None = None,
+    ) -> None:
+        for level, _t in levels_reached(c, metric, value):
+            key = FlagKey(c.id, period.start, metric, scope, level)
+            wanted[key] = WantedFlag(
+                key, c.organization_id, env_id, period.end, value, c.limit_for(metric)
+            )
+        if now_value is not None:
+            for level, _t in levels_reached(c, metric, now_value):
+                holding[FlagKey(c.id, period.start, metric, scope, level)] = now_value
+
+    for c in contracts:
+        period = by_day[c.starts_on.day]
+        want(c, period, API_CALLS, ORGANIZATION_SCOPE, None, api_calls.get(c.id) or 0)
+        n = dev_seats.get(c.id, 0)
+        want(c, period, DEVELOPER_SEATS, ORGANIZATION_SCOPE, None, n, n)
+    for cid, env_id, metric in set(peaks) | set(current):
+        c = by_id[cid]
+        now_value = current.get((cid, env_id, metric), 0)
+        peak = max(peaks.get((cid, env_id, metric), 0), now_value)
+        scope = environment_scope(env_id)
+        want(c, by_day[c.starts_on.day], metric, scope, env_id, peak, now_value)
+    for (cid, env_id), total in nonprod.items():
+        scope = environment_scope(env_id)
+        want(by_id[cid], today, NONPROD_DAILY_API_CALLS, scope, env_id, total or 0)
+
+    def fallen_to(f: OverageFlag) -> int:
+        if f.metric == DEVELOPER_SEATS:
+            return dev_seats.get(f.contract_id, 0)
+        return current.get((f.contract_id, f.environment_id, f.metric), 0)
+
+    # --- write -------------------------------------------------------------------------
+    with transaction.atomic():
+        existing = {
+            _key(f): f
+            for f in OverageFlag.objects.filter(
+                Q(period_start__gte=min(earliest, today.start))
+                | Q(resolved_at__isnull=True, metric__in=AUTO_RESOLVED)
+            ).only(
+                "id",
+                "contract_id",
+                "environment_id",
+                "period_start",
+                "metric",
+                "scope",
+                "level",
+                "resolved_at",
+            )
+        }
+        run = new_run_token()
+        raised = raise_flags(
+            wanted=[w for k, w in wanted.items() if k not in existing], run=run, at=at
+        )
+        raised_values = {f.id: wanted[_key(f)].value for f in raised}
+        reopened = reopen_flags(
+            ids=[
+                f.id
+                for k, f in existing.items()
+                if f.resolved_at is not None and f.metric in AUTO_RESOLVED and k in holding
+            ],
+            run=run,
+        )
+        raised_values.update({f.id: holding[_key(f)] for f in reopened})
+        still_open = [
+            f for f in existing.values() if f.resolved_at is None and f.metric in AUTO_RESOLVED
+        ] + [f for f in raised if f.metric in AUTO_RESOLVED]
+        resolved = resolve_flags(
+            ids=[f.id for f in still_open if _key(f) not in holding], run=run, at=at
+        )
+        resolved_values = {f.id: fallen_to(f) for f in resolved}
+        record_flips(
+            raised=raised + reopened,
+            resolved=resolved,
+            raised_values=raised_values,
+            resolved_values=resolved_values,
+            at=at,
+            report=report,
+        )
+    return report
+
+
+def _key(f: OverageFlag) -> FlagKey:
+    return FlagKey(f.contract_id, f.period_start, f.metric, f.scope, f.level)

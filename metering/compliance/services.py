@@ -1,0 +1,90 @@
+"""Writes of the compliance area that people make (jobs live in their own modules)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from metering.compliance import webhooks
+from metering.compliance.models import OverageFlag, WebhookEndpoint
+
+MAX_ENDPOINTS_PER_ORGANIZATION = 10
+
+
+class ComplianceError(Exception):
+    """A request the caller can fix; `code` names the problem, the message says how."""
+
+    def __init__(self, message: str, code: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.field = message, code, field
+
+
+def _check_url(url: str) -> str:
+    url = (url or "").strip()
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError as exc:
+        raise ComplianceError(
+            "`url` must be an absolute http(s) URL.", "invalid_url", "url"
+        ) from exc
+    if urlsplit(url).scheme != "https" and not settings.WEBHOOK_ALLOW_HTTP:
+        raise ComplianceError("`url` must use https.", "insecure_url", "url")
+    if len(url) > 500:
+        raise ComplianceError("`url` is longer than 500 characters.", "invalid_url", "url")
+    return url
+
+
+def webhook_endpoint_create(
+    *, organization: Organization, url: str, description: str = "", created_by: User | None
+) -> tuple[WebhookEndpoint, str]:
+    """Returns the endpoint and its signing secret, shown to the caller once."""
+    url = _check_url(url)
+    if len(description) > 200:
+        raise ComplianceError(
+            "`description` is longer than 200 characters.", "invalid_description", "description"
+        )
+    if organization.webhook_endpoints.count() >= MAX_ENDPOINTS_PER_ORGANIZATION:
+        raise ComplianceError(
+            f"An organization has at most {MAX_ENDPOINTS_PER_ORGANIZATION} webhook endpoints.",
+            "too_many_endpoints",
+        )
+    secret = webhooks.new_secret()
+    try:
+        # The unique (organization, url) constraint refuses a duplicate, also under races.
+        with transaction.atomic():
+            endpoint = WebhookEndpoint.objects.create(
+                organization=organization,
+                url=url,
+                description=description,
+                secret_encrypted=webhooks.encrypt_secret(secret),
+                secret_last_four=secret[-4:],
+                created_by=created_by,
+            )
+    except IntegrityError as exc:
+        raise ComplianceError(
+            "This organization already has a webhook endpoint with that URL.",
+            "duplicate_url",
+            "url",
+        ) from exc
+    return endpoint, secret
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+def flag_acknowledge(*, flag: OverageFlag, by: User, note: str = "") -> OverageFlag:
+    # Conditional UPDATE: the first acknowledgement wins.
+    OverageFlag.objects.filter(pk=flag.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=by
+    )
+    if note:
+        OverageFlag.objects.filter(pk=flag.pk).update(note=note)
+    flag.refresh_from_db()
+    return flag
