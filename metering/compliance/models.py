@@ -273,6 +273,8 @@ class ExpiryReminder(models.Model):
     )
     days_before = models.PositiveIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
+    # The run that inserted it: that run, and only it, enqueues the notifications.
+    created_by_run = models.CharField(max_length=32, blank=True, default="", db_index=True)
 
     class Meta:
         constraints = [
