@@ -161,11 +161,13 @@ def _due(now: dt.datetime):
 
 
 def claim(*, batch: int, now: dt.datetime | None = None) -> tuple[str, list[Notification]]:
+    """Claim up to `batch` due rows. Returns (token, rows); token is "" when nothing was
+    due, and rows may be empty when another sender won every row we picked."""
     now = now or timezone.now()
     token = secrets.token_hex(12)
     ids = list(_due(now).order_by("next_attempt_at", "id").values_list("id", flat=True)[:batch])
     if not ids:
-        return token, []
+        return "", []
     # Conditional UPDATE: the WHERE is re-checked on each row at write time, so of two
     # senders that picked the same rows each row is claimed by exactly one.
     _due(now).filter(id__in=ids).update(
@@ -205,7 +207,7 @@ def send_pending(*, batch: int = 50, max_batches: int = 20) -> SendReport:
     report = SendReport()
     for _ in range(max_batches):
         token, claimed = claim(batch=batch)
-        if not claimed:
+        if not token:
             break
         for notification in claimed:
             result = _send_one(notification)
@@ -241,6 +243,4 @@ def send_pending(*, batch: int = 50, max_batches: int = 20) -> SendReport:
                 )
                 report.failed += 1
                 report.errors.append(result.error)
-        if len(claimed) < batch:
-            break
     return report
