@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
-from django.db.models import Case, Count, DateTimeField, F, Max, Q, Sum, Value, When
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts import periods
@@ -34,7 +34,9 @@ from accounts.models import (
     Contract,
     ContractStatus,
     DeveloperSeat,
+    Environment,
     EnvironmentKind,
+    Project,
 )
 from metering.compliance.flags import (
     FlagKey,
@@ -52,7 +54,7 @@ from metering.compliance.models import (
     OverageFlag,
     environment_scope,
 )
-from metering.models import UsageGauge
+from metering.models import UsageGauge, UsageRollup
 
 AUTO_RESOLVED = (SEATS, TENANTS, DEVELOPER_SEATS)
 QUOTA_KINDS = (EnvironmentKind.PRODUCTION, EnvironmentKind.CICD)
@@ -83,24 +85,63 @@ def levels_reached(contract: Contract, metric: str, value: int) -> list[tuple[st
     return [(level, t) for level, t in thresholds(contract, metric) if value >= t]
 
 
-def _period_cases(
-    contracts: list[Contract], at: dt.datetime
-) -> tuple[Case, Case, dict[int, periods.Period]]:
-    """SQL expressions for each contract's current period start and end. Periods depend
-    only on the anchor day, so there are at most 31 branches however many contracts."""
+def _periods_by_anchor(contracts: list[Contract], at: dt.datetime) -> dict[int, periods.Period]:
+    """Each anchor day's current period: at most 31, however many contracts."""
     by_day: dict[int, periods.Period] = {}
     for c in contracts:
         if c.starts_on.day not in by_day:
             by_day[c.starts_on.day] = c.period_for(at)
-    start = Case(
-        *[When(starts_on__day=d, then=Value(p.start)) for d, p in by_day.items()],
-        output_field=DateTimeField(),
-    )
-    end = Case(
-        *[When(starts_on__day=d, then=Value(p.end)) for d, p in by_day.items()],
-        output_field=DateTimeField(),
-    )
-    return start, end, by_day
+    return by_day
+
+
+def _rollups_in_period(
+    *, by_day: dict[int, periods.Period], at: dt.datetime, select: str, where: str, group: str
+) -> list[tuple]:
+    """One pass over the rollups of every active contract's current period.
+
+    Raw SQL because each contract has its own period: a small VALUES table maps anchor
+    days to period bounds and is joined once per contract, where an ORM CASE expression
+    would be evaluated for every rollup row (measured 50x slower in bench/overage).
+    """
+    ops = connection.ops
+    if connection.vendor == "postgresql":
+        anchor_day = "CAST(EXTRACT(DAY FROM c.starts_on) AS integer)"
+    else:
+        anchor_day = "CAST(strftime('%%d', c.starts_on) AS integer)"
+    values = ", ".join(["(%s, %s, %s)"] * len(by_day))
+    params: list[object] = []
+    for day, period in by_day.items():
+        params += [
+            day,
+            ops.adapt_datetimefield_value(period.start),
+            ops.adapt_datetimefield_value(period.end),
+        ]
+    today = at.astimezone(dt.UTC).date()
+    earliest = min(p.start for p in by_day.values())
+    params += [
+        ContractStatus.ACTIVE.value,
+        ops.adapt_datefield_value(today),
+        ops.adapt_datefield_value(today),
+        ops.adapt_datetimefield_value(earliest),
+    ]
+    sql = f"""
+        WITH periods (anchor, p_start, p_end) AS (VALUES {values}),
+        cp AS (
+            SELECT c.id, c.organization_id, periods.p_start, periods.p_end
+            FROM {Contract._meta.db_table} c JOIN periods ON periods.anchor = {anchor_day}
+            WHERE c.status = %s AND c.starts_on <= %s AND c.ends_on > %s
+        )
+        SELECT {select}
+        FROM cp
+        JOIN {Project._meta.db_table} pr ON pr.organization_id = cp.organization_id
+        JOIN {Environment._meta.db_table} e ON e.project_id = pr.id
+        JOIN {UsageRollup._meta.db_table} r ON r.environment_id = e.id
+        WHERE r.hour >= %s AND r.hour >= cp.p_start AND r.hour < cp.p_end AND {where}
+        GROUP BY {group}
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _in_force(at: dt.datetime) -> Q:
@@ -115,38 +156,32 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
     report.details["contracts"] = len(contracts)
     if not contracts:
         return report
-    start_case, end_case, by_day = _period_cases(contracts, at)
+    by_day = _periods_by_anchor(contracts, at)
     earliest = min(p.start for p in by_day.values())
-    active = Contract.objects.filter(_in_force(at)).annotate(p_start=start_case, p_end=end_case)
+    active = Contract.objects.filter(_in_force(at))
     active_orgs = Contract.objects.filter(_in_force(at)).values("organization_id")
     org_to_contract = {c.organization_id: c.id for c in contracts}
 
-    # Conditions in one filter() call share one join, so the rollups summed are exactly
-    # those the conditions select; `earliest` is a plain bound for the (metric, hour) index.
-    def in_period(metric_q: Q) -> Q:
-        return (
-            metric_q
-            & Q(**{f"{_ROLLUPS}__hour__gte": F("p_start"), f"{_ROLLUPS}__hour__lt": F("p_end")})
-            & Q(**{f"{_ROLLUPS}__hour__gte": earliest})
-        )
-
     # Organization-wide API calls of the period, production and CI/CD environments.
-    api_calls = dict(
-        active.filter(
-            in_period(Q(**{f"{_ENVS}__kind__in": QUOTA_KINDS, f"{_ROLLUPS}__metric": API_CALLS}))
+    api_calls = {
+        cid: int(total)
+        for cid, total in _rollups_in_period(
+            by_day=by_day,
+            at=at,
+            select="cp.id, SUM(r.total)",
+            where=f"r.metric = '{API_CALLS}' AND e.kind IN ('{QUOTA_KINDS[0]}', '{QUOTA_KINDS[1]}')",
+            group="cp.id",
         )
-        .values("id")
-        .annotate(total=Sum(f"{_ROLLUPS}__total"))
-        .values_list("id", "total")
-    )
+    }
 
     # Peak seats and tenants of the period, per environment.
     peaks: dict[tuple[int, int, str], int] = {}
-    for cid, env_id, metric, peak in (
-        active.filter(in_period(Q(**{f"{_ROLLUPS}__metric__in": (SEATS, TENANTS)})))
-        .values("id", f"{_ENVS}__id", f"{_ROLLUPS}__metric")
-        .annotate(peak=Max(f"{_ROLLUPS}__peak"))
-        .values_list("id", f"{_ENVS}__id", f"{_ROLLUPS}__metric", "peak")
+    for cid, env_id, metric, peak in _rollups_in_period(
+        by_day=by_day,
+        at=at,
+        select="cp.id, e.id, r.metric, MAX(r.peak)",
+        where=f"r.metric IN ('{SEATS}', '{TENANTS}')",
+        group="cp.id, e.id, r.metric",
     ):
         if peak is not None:
             peaks[(cid, env_id, metric)] = peak
