@@ -6,7 +6,9 @@ and a month of hourly rollups: API calls for every environment (21.6 M rows), se
 tenants for every production environment (14.4 M rows), plus current gauges. Loading is
 one INSERT ... SELECT generate_series per table. Then it times `evaluation.evaluate()`
 from a clean flag table (first run: raises every flag) and again (steady state), and
-prints seconds and query counts.
+prints seconds and query counts. Finished days come from the evaluation's day cache
+(`UsageDay`): the first run builds it for the whole month ("cold"), later runs only for a
+day that just ended and for days late readings touched.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/cp_bench .venv/bin/python bench/overage.py
     (add --rebuild to reload the data; --orgs N for a smaller run)
@@ -42,12 +44,22 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from metering.compliance import evaluation  # noqa: E402
-from metering.compliance.models import FlagEvent, Notification, OverageFlag  # noqa: E402
+from metering.compliance.models import (  # noqa: E402
+    EvaluationCursor,
+    FlagEvent,
+    Notification,
+    OverageFlag,
+    UsageDay,
+    UsageDayBuilt,
+)
 
 ENVS_PER_ORG = 3
 HOURS = 30 * 24
 
 TABLES = [
+    "metering_usageday",
+    "metering_usagedaybuilt",
+    "metering_evaluationcursor",
     "metering_notification",
     "metering_flagevent",
     "metering_overageflag",
@@ -210,11 +222,22 @@ def main() -> None:
     print(
         f"data: {args.orgs} contracts, {args.orgs * ENVS_PER_ORG} environments, {rollups} rollups"
     )
-    Notification.objects.all().delete()
-    FlagEvent.objects.all().delete()
-    OverageFlag.objects.all().delete()
-    timed_evaluation("first evaluation (raises every flag)", now)
-    timed_evaluation("second evaluation (steady state)", now)
+
+    def clear_flags() -> None:
+        Notification.objects.all().delete()
+        FlagEvent.objects.all().delete()
+        OverageFlag.objects.all().delete()
+
+    clear_flags()
+    UsageDay.objects.all().delete()
+    UsageDayBuilt.objects.all().delete()
+    EvaluationCursor.objects.all().delete()
+    timed_evaluation("cold: builds the day cache for the month, raises every flag", now)
+    step("vacuum analyze (autovacuum's job in production)", "VACUUM ANALYZE")
+    clear_flags()
+    timed_evaluation("full evaluation, warm day cache, raises every flag", now)
+    for _ in range(3):
+        timed_evaluation("full evaluation, steady state (nothing changed)", now)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def test_plain_output_says_what_each_job_did():
     t = make_tenant("acme", starts_on=dt.date(2026, 1, 15), ends_on=dt.date(2027, 1, 15))
     add_calls(t.production, NOW, 900_000)
     assert run("evaluate").splitlines() == [
-        "evaluate: 1 flag(s) raised, 0 resolved; contracts=1",
+        "evaluate: 1 flag(s) raised, 0 resolved; contracts=1; days_built=9; late_environments=0",
         "  raised   acme api_calls warning: 900000 of 1000000",
     ]
     assert run("notify") == "send: 2 sent, 0 to retry, 0 given up\n"

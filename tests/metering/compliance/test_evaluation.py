@@ -20,7 +20,13 @@ from accounts.models import (
     Role,
 )
 from metering.compliance import evaluation
-from metering.compliance.models import FlagEvent, Notification, OverageFlag
+from metering.compliance.models import (
+    FlagEvent,
+    Notification,
+    OverageFlag,
+    UsageDay,
+    UsageDayBuilt,
+)
 from tests.conftest import make_tenant
 from tests.factories import EnvironmentFactory, MembershipFactory
 from tests.metering.compliance.usage import add_calls, set_gauge
@@ -297,6 +303,8 @@ def _tenants_over_limit(n: int, prefix: str = "org") -> None:
 @time_machine.travel(NOW, tick=False)
 def test_query_count_does_not_grow_with_the_number_of_contracts():
     _tenants_over_limit(1)
+    evaluation.evaluate()  # builds the day cache: both measured runs find it warm
+    OverageFlag.objects.all().delete()
     with CaptureQueriesContext(connection) as one:
         evaluation.evaluate()
     OverageFlag.objects.all().delete()
@@ -306,3 +314,32 @@ def test_query_count_does_not_grow_with_the_number_of_contracts():
 
     assert len(report.raised) == 200 * 3
     assert len(many) == len(one)
+
+
+def test_usage_of_finished_days_comes_from_the_day_cache_and_late_readings_refresh_it():
+    with time_machine.travel(NOW - dt.timedelta(days=2), tick=False):
+        t = acme(api_calls_per_period=1000, seats_per_environment=10)
+        add_calls(t.production, PERIOD_START, 300)  # the period's first day
+        add_calls(t.production, NOW - dt.timedelta(days=2), 200)
+        assert evaluation.evaluate().raised == []
+    with time_machine.travel(NOW, tick=False):
+        assert UsageDayBuilt.objects.filter(day=dt.date(2026, 11, 22)).exists() is False
+        add_calls(t.production, NOW, 100)
+        assert evaluation.evaluate().raised == []  # 600 of 1000
+        assert sorted(UsageDay.objects.filter(metric="api_calls").values_list("day", "total")) == [
+            (dt.date(2026, 11, 15), 300),
+            (dt.date(2026, 11, 22), 200),
+        ]
+        # A late reading for a finished, cached day (received now, attributed then).
+        add_calls(t.production, NOW - dt.timedelta(days=1), 200)
+        set_gauge(t.production, SEATS, 9, NOW - dt.timedelta(days=1))
+        set_gauge(t.production, SEATS, 1, NOW)
+        report = evaluation.evaluate()
+    assert report.details["late_environments"] == 1
+    assert sorted(
+        (c.change, c.metric, c.level, c.value) for c in report.raised + report.resolved
+    ) == [
+        ("raised", "api_calls", "warning", 800),
+        ("raised", "seats", "warning", 9),
+        ("resolved", "seats", "warning", 1),
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.utils import timezone
+
 from accounts.models import API_CALLS, Environment
 from metering.models import UsageGauge, UsageReading, UsageRollup, UsageSeries
 
@@ -14,13 +16,26 @@ def hour_of(at: dt.datetime) -> dt.datetime:
 
 
 def add_calls(environment: Environment, at: dt.datetime, n: int) -> UsageRollup:
+    """`n` calls counted in the hour of `at`, received now (rollup and raw reading)."""
     rollup, _ = UsageRollup.objects.get_or_create(
         environment=environment, metric=API_CALLS, hour=hour_of(at)
     )
     rollup.total += n
     rollup.readings += 1
     rollup.save()
+    _reading(environment, at, api_calls=n, counted_api_calls=n)
     return rollup
+
+
+def _reading(environment: Environment, at: dt.datetime, **values: int) -> UsageReading:
+    return UsageReading.objects.create(
+        environment=environment,
+        instance="i-1",
+        received_at=timezone.now(),
+        observed_at=at,
+        attributed_hour=hour_of(at),
+        **values,
+    )
 
 
 def set_gauge(environment: Environment, metric: str, value: int, at: dt.datetime) -> None:
@@ -36,6 +51,7 @@ def set_gauge(environment: Environment, metric: str, value: int, at: dt.datetime
     UsageGauge.objects.update_or_create(
         environment=environment, metric=metric, defaults={"value": value, "observed_at": at}
     )
+    _reading(environment, at, **{metric: value})
 
 
 def report(environment: Environment, at: dt.datetime, *, instance: str = "i-1") -> UsageSeries:
