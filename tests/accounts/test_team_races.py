@@ -79,3 +79,65 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner():
     )
     assert sorted(kind for kind, _ in outcomes) == ["error", "ok"]
     assert Membership.objects.filter(organization=t.organization, role=Role.OWNER).count() == 1
+
+
+def test_concurrent_personal_environments_stay_within_the_per_seat_limit(settings):
+    from accounts import personal
+    from accounts.models import Environment, EnvironmentKind
+
+    settings.PERSONAL_ENVIRONMENTS_PER_SEAT = 2
+    t = make_tenant("racy")
+    owner = Membership.objects.get(organization=t.organization, user=t.owner)
+    member = Membership.objects.get(organization=t.organization, user=t.member)
+    team.seat_assign(project=t.project, membership=member, by=owner)
+    outcomes = run_together(
+        *[
+            (
+                lambda n=n: personal.personal_environment_get_or_create(
+                    project=t.project, user=t.member, name=f"env-{n}"
+                )
+            )
+            for n in range(5)
+        ]
+    )
+    assert sorted(kind for kind, _ in outcomes) == ["error"] * 3 + ["ok"] * 2
+    assert Environment.objects.filter(kind=EnvironmentKind.PERSONAL).count() == 2
+
+
+def test_concurrent_polls_deliver_the_token_once():
+    from accounts import access
+    from accounts.models import PersonalAccessToken
+
+    t = make_tenant("racy")
+    started = access.cli_session_start()
+    access.cli_session_decide(session=started.session, user=t.member, approve=True)
+    outcomes = run_together(
+        *[(lambda: access.cli_session_poll(poll_id=started.poll_id).state) for _ in range(6)]
+    )
+    states = sorted(result.value for _, result in outcomes)
+    assert states == ["approved"] + ["expired"] * 5
+    assert PersonalAccessToken.objects.count() == 1
+
+
+def test_concurrent_acceptances_of_one_invitation_make_one_membership():
+    from accounts.models import Invitation, User
+
+    t = make_tenant("racy")
+    owner = Membership.objects.get(organization=t.organization, user=t.owner)
+    issued = team.invitation_create(
+        organization=t.organization, email="new@example.com", role=Role.MEMBER, by=owner
+    )
+    outcomes = run_together(
+        *[
+            (
+                lambda: team.invitation_accept_signup(
+                    token=issued.token, password="a sturdy passphrase 42"
+                )
+            )
+            for _ in range(4)
+        ]
+    )
+    assert sorted(kind for kind, _ in outcomes) == ["error"] * 3 + ["ok"]
+    assert User.objects.filter(email="new@example.com").count() == 1
+    assert Membership.objects.filter(user__email="new@example.com").count() == 1
+    assert Invitation.objects.get().accepted_at is not None
