@@ -6,12 +6,12 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts import access, team
-from accounts.models import CliSessionStatus, User
+from accounts import access, team, team_selectors
+from accounts.models import CliSessionStatus, Membership, PersonalAccessToken, User
 from controlpanel.customer import ratelimit
 
 
@@ -20,6 +20,7 @@ class RateLimitedLoginView(LoginView):
 
     template_name = "customer/login.html"
     redirect_authenticated_user = True
+    next_page = "account"  # without `next`, land on the account page
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         wait = ratelimit.check(
@@ -38,6 +39,35 @@ class RateLimitedLoginView(LoginView):
             response["Retry-After"] = str(wait)
             return response
         return super().post(request, *args, **kwargs)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """Who you are, your organizations and projects, and your access tokens (revocable)."""
+    if request.method == "POST":
+        token = PersonalAccessToken.objects.filter(
+            pk=request.POST.get("revoke") or 0, user=request.user
+        ).first()
+        if token is None:
+            return _message(request, "Unknown token", "No such access token of yours.", 404)
+        access.pat_revoke(token=token)
+        return redirect("account")
+    memberships = (
+        Membership.objects.filter(user=request.user)
+        .select_related("organization")
+        .order_by("organization__slug")
+    )
+    return render(
+        request,
+        "customer/account.html",
+        {
+            "memberships": memberships,
+            "projects": team_selectors.projects_for_user(user=request.user),
+            "tokens": team_selectors.access_tokens_of(user=request.user),
+            "now": timezone.now(),
+        },
+    )
 
 
 def _message(request: HttpRequest, title: str, text: str, status: int = 200) -> HttpResponse:

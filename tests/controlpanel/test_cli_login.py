@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.test import Client
 
+from accounts import access
 from accounts.models import CliLoginSession, CliSessionStatus, PersonalAccessToken
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +140,26 @@ def test_login_page_signs_in_with_email_and_password(tenant):
     bad = Client().post("/login/", {"username": tenant.member.email, "password": "nope"})
     assert bad.status_code == 200
     assert "did not match" in bad.content.decode()
+
+
+def test_sign_in_without_next_lands_on_the_account_page(tenant):
+    client = Client()
+    response = client.post(
+        "/login/", {"username": tenant.member.email, "password": "correct horse battery"}
+    )
+    assert response["Location"] == "/account/"
+    assert tenant.member.email in client.get("/account/").content.decode()
+
+
+def test_account_page_lists_and_revokes_own_tokens_only(tenant):
+    mine = access.pat_issue(user=tenant.member, name="laptop")
+    theirs = access.pat_issue(user=tenant.admin, name="other")
+    client = Client()
+    client.force_login(tenant.member)
+    html = client.get("/account/").content.decode()
+    assert mine.token.display in html and theirs.token.display not in html
+    assert client.post("/account/", {"revoke": theirs.token.pk}).status_code == 404
+    assert access.pat_authenticate(theirs.plaintext) is not None
+    assert client.post("/account/", {"revoke": mine.token.pk}).status_code == 302
+    assert access.pat_authenticate(mine.plaintext) is None
+    assert Client().get("/account/").status_code == 302
