@@ -1,4 +1,4 @@
-"""Writes for teams: invitations, roles, member removal and developer seats.
+"""Writes for teams: invitations, roles and member removal (seats: accounts.seats).
 
 Every write that changes who belongs to an organization, or who holds a developer seat,
 first locks the organization row, then (where roles matter) the organization's
@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import (
-    DEVELOPER_SEATS,
     MANAGER_ROLES,
     ApiKey,
     DeveloperSeat,
@@ -32,13 +31,10 @@ from accounts.models import (
     Invitation,
     Membership,
     Organization,
-    OverageMode,
     PersonalAccessToken,
-    Project,
     Role,
     User,
 )
-from accounts.selectors import contract_active
 from accounts.services import ServiceError
 
 INVITATION_KIND = "cpi"
@@ -55,21 +51,21 @@ class TeamError(ServiceError):
         self.status = status
 
 
-def _forbidden(message: str) -> TeamError:
+def forbidden(message: str) -> TeamError:
     return TeamError(message, code="forbidden", status=403)
 
 
-def _conflict(message: str, code: str = "conflict") -> TeamError:
+def conflict(message: str, code: str = "conflict") -> TeamError:
     return TeamError(message, code=code, status=409)
 
 
-def _lock_organization(organization: Organization) -> None:
+def lock_organization(organization: Organization) -> None:
     # Row lock on the organization: serializes every team write of this organization.
     Organization.objects.select_for_update().only("pk").get(pk=organization.pk)
 
 
 def _lock_memberships(organization: Organization) -> list[Membership]:
-    _lock_organization(organization)
+    lock_organization(organization)
     # Row locks in primary-key order (the fixed order), so concurrent writers queue.
     return list(
         Membership.objects.select_for_update()
@@ -79,9 +75,9 @@ def _lock_memberships(organization: Organization) -> list[Membership]:
     )
 
 
-def _require_manager(by: Membership) -> None:
+def require_manager(by: Membership) -> None:
     if by.role not in MANAGER_ROLES:
-        raise _forbidden("Only an owner or an admin of the organization can do this.")
+        raise forbidden("Only an owner or an admin of the organization can do this.")
 
 
 def _check_role(role: str) -> None:
@@ -134,18 +130,18 @@ def invitation_create(
 ) -> IssuedInvitation:
     """Invite `email`. Inviting an address with an invitation still open re-sends that
     invitation with the new role (a fresh token and expiry)."""
-    _require_manager(by)
+    require_manager(by)
     _check_role(role)
     if role == Role.OWNER and by.role != Role.OWNER:
-        raise _forbidden("Only an owner can invite another owner.")
+        raise forbidden("Only an owner can invite another owner.")
     email = email.strip().lower()
     try:
         validate_email(email)
     except ValidationError:
         raise TeamError(f"{email!r} is not a valid email address.", code="invalid_email") from None
-    _lock_organization(organization)
+    lock_organization(organization)
     if Membership.objects.filter(organization=organization, user__email=email).exists():
-        raise _conflict(f"{email} is already a member of this organization.", "already_member")
+        raise conflict(f"{email} is already a member of this organization.", "already_member")
     issued = tokens.issue(INVITATION_KIND)
     now = timezone.now()
     fields = {
@@ -173,9 +169,9 @@ def invitation_create(
 @transaction.atomic
 def invitation_resend(*, invitation: Invitation, by: Membership) -> IssuedInvitation:
     """A new token (the old link stops working) and a new 7-day expiry, sent again."""
-    _require_manager(by)
+    require_manager(by)
     if invitation.role == Role.OWNER and by.role != Role.OWNER:
-        raise _forbidden("Only an owner can re-send an owner's invitation.")
+        raise forbidden("Only an owner can re-send an owner's invitation.")
     issued = tokens.issue(INVITATION_KIND)
     now = timezone.now()
     # Conditional update: an invitation accepted or revoked meanwhile is left alone.
@@ -183,20 +179,20 @@ def invitation_resend(*, invitation: Invitation, by: Membership) -> IssuedInvita
         token_digest=issued.digest, expires_at=now + INVITATION_LIFETIME
     )
     if not changed:
-        raise _conflict("This invitation was already accepted or revoked.", "invitation_closed")
+        raise conflict("This invitation was already accepted or revoked.", "invitation_closed")
     invitation.refresh_from_db()
     _send_invitation(invitation, issued.plaintext, by.user)
     return IssuedInvitation(invitation, issued.plaintext)
 
 
 def invitation_revoke(*, invitation: Invitation, by: Membership) -> Invitation:
-    _require_manager(by)
+    require_manager(by)
     # Conditional update: revoking twice, or after acceptance, changes nothing.
     changed = Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
         revoked_at=timezone.now()
     )
     if not changed:
-        raise _conflict("This invitation was already accepted or revoked.", "invitation_closed")
+        raise conflict("This invitation was already accepted or revoked.", "invitation_closed")
     invitation.refresh_from_db()
     return invitation
 
@@ -228,10 +224,10 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             status=404,
         )
     if invitation.email != user.email.lower():
-        raise _forbidden(
+        raise forbidden(
             f"This invitation is for {invitation.email}; you are signed in as {user.email}."
         )
-    _lock_organization(invitation.organization)
+    lock_organization(invitation.organization)
     # Conditional update: only one acceptance of a single-use token wins.
     claimed = Invitation.objects.filter(
         pk=invitation.pk, accepted_at=None, revoked_at=None, token_digest=invitation.token_digest
@@ -261,7 +257,7 @@ def invitation_accept_signup(
             status=404,
         )
     if User.objects.filter(email=invitation.email).exists():
-        raise _conflict(
+        raise conflict(
             f"An account for {invitation.email} exists already: sign in to accept.",
             "account_exists",
         )
@@ -274,7 +270,7 @@ def invitation_accept_signup(
         with transaction.atomic():
             user = User.objects.create_user(email=invitation.email, password=password, name=name)
     except IntegrityError:
-        raise _conflict(
+        raise conflict(
             f"An account for {invitation.email} exists already: sign in to accept.",
             "account_exists",
         ) from None
@@ -296,14 +292,14 @@ def _owners(memberships: list[Membership]) -> int:
 @transaction.atomic
 def member_set_role(*, membership: Membership, role: str, by: Membership) -> Membership:
     _check_role(role)
-    _require_manager(by)
+    require_manager(by)
     memberships = _lock_memberships(membership.organization)
     target = _find(memberships, membership)
     actor = _find(memberships, by)
     if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
-        raise _forbidden("Only an owner can make someone an owner or change an owner's role.")
+        raise forbidden("Only an owner can make someone an owner or change an owner's role.")
     if target.role == Role.OWNER and role != Role.OWNER and _owners(memberships) == 1:
-        raise _conflict(
+        raise conflict(
             "This is the organization's last owner: make someone else an owner first.",
             "last_owner",
         )
@@ -329,11 +325,11 @@ def member_remove(*, membership: Membership, by: Membership) -> Removal:
     target = _find(memberships, membership)
     actor = _find(memberships, by)
     if actor.pk != target.pk:
-        _require_manager(actor)
+        require_manager(actor)
         if target.role == Role.OWNER and actor.role != Role.OWNER:
-            raise _forbidden("Only an owner can remove an owner.")
+            raise forbidden("Only an owner can remove an owner.")
     if target.role == Role.OWNER and _owners(memberships) == 1:
-        raise _conflict(
+        raise conflict(
             "This is the organization's last owner: make someone else an owner first.",
             "last_owner",
         )
@@ -357,60 +353,3 @@ def member_remove(*, membership: Membership, by: Membership) -> Removal:
     )
     target.delete()
     return Removal(seats, disabled, keys, pats)
-
-
-# --- developer seats -----------------------------------------------------------------------
-def developer_seats_in_use(*, organization: Organization) -> int:
-    return DeveloperSeat.objects.filter(
-        project__organization=organization, freed_at__isnull=True
-    ).count()
-
-
-@transaction.atomic
-def seat_assign(*, project: Project, membership: Membership, by: Membership) -> DeveloperSeat:
-    """Give `membership` a developer seat on `project` (idempotent). The contract's
-    `developer_seats` limit applies with its overage policy."""
-    _require_manager(by)
-    organization = project.organization
-    if membership.organization_id != organization.pk:
-        raise TeamError("No such member.", code="not_found", status=404)
-    # The organization lock serializes assignments, so the count below cannot go stale.
-    _lock_organization(organization)
-    held = DeveloperSeat.objects.filter(membership=membership, project=project, freed_at=None)
-    existing = held.first()
-    if existing is not None:
-        return existing
-    contract = contract_active(organization=organization)
-    if contract is None:
-        raise _conflict(
-            "The organization has no contract in force, so no developer seats can be assigned.",
-            "no_contract",
-        )
-    cap = contract.cap_for(DEVELOPER_SEATS)
-    in_use = developer_seats_in_use(organization=organization)
-    if cap is not None and in_use >= cap:
-        limit = contract.limit_for(DEVELOPER_SEATS)
-        mode, _ = contract.policy_for(DEVELOPER_SEATS)
-        allowance = f"{limit}" if mode == OverageMode.BLOCK else f"{limit} (up to {cap})"
-        raise _conflict(
-            f"Developer seat limit reached: your contract allows {allowance} developer seats "
-            f"and {in_use} are in use. Free a seat or ask us to raise the limit.",
-            "developer_seat_limit",
-        )
-    # The partial unique index (one held seat per member and project) backs this insert.
-    return DeveloperSeat.objects.create(membership=membership, project=project, assigned_by=by.user)
-
-
-def seat_free(*, project: Project, membership: Membership, by: Membership) -> int:
-    """Free the member's seat on `project`. Their personal environments stay, but new
-    personal environments and licenses need a seat again."""
-    _require_manager(by)
-    # Conditional update: freeing twice keeps the first time.
-    freed = DeveloperSeat.objects.filter(
-        membership=membership, project=project, freed_at=None
-    ).update(freed_at=timezone.now())
-    if not freed:
-        raise TeamError(
-            "This member holds no developer seat on this project.", code="not_found", status=404
-        )
-    return freed

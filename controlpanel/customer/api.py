@@ -19,7 +19,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access, personal, team, team_selectors
+from accounts import access, personal, seats, team, team_selectors
 from accounts.models import (
     DeveloperSeat,
     Environment,
@@ -318,8 +318,8 @@ class InvitationResendView(InvitationDetailView):
 class SeatsView(OrgScopedView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, org: str, project: str) -> Response:
-        seats = team_selectors.seats_of(project=self.get_project(project))
-        return Response({"seats": [seat_json(s) for s in seats]})
+        held = team_selectors.seats_of(project=self.get_project(project))
+        return Response({"seats": [seat_json(s) for s in held]})
 
     @extend_schema(request=SeatSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, org: str, project: str) -> Response:
@@ -329,7 +329,7 @@ class SeatsView(OrgScopedView):
         member = get_object_or_404(
             Membership.objects.select_related("user"), organization=self.organization, **lookup
         )
-        seat = team.seat_assign(project=the_project, membership=member, by=self.membership)
+        seat = seats.seat_assign(project=the_project, membership=member, by=self.membership)
         seat.membership = member
         return created(seat_json(seat))
 
@@ -337,7 +337,7 @@ class SeatsView(OrgScopedView):
 class SeatDetailView(OrgScopedView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def delete(self, request: Request, org: str, project: str, user_id: int) -> Response:
-        team.seat_free(
+        seats.seat_free(
             project=self.get_project(project),
             membership=self.get_member(user_id),
             by=self.membership,

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from accounts import access, team
+from accounts import access, seats
 from accounts.models import CliLoginSession, DeveloperSeat, Membership, PersonalAccessToken
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ def _url(model, view, *args):
 
 @pytest.fixture
 def things(tenant):
-    team.seat_assign(
+    seats.seat_assign(
         project=tenant.project,
         membership=Membership.objects.get(user=tenant.member),
         by=Membership.objects.get(user=tenant.owner),

@@ -6,7 +6,7 @@ import json
 import pytest
 from django.test import override_settings
 
-from accounts import personal, team, tokens
+from accounts import personal, seats, team, tokens
 from accounts.models import ApiKey, Environment, EnvironmentKind, EnvironmentStatus, Membership
 from accounts.selectors import api_key_check
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def give_seat(tenant, user):
     m = Membership.objects.get(organization=tenant.organization, user=user)
     owner = Membership.objects.get(organization=tenant.organization, user=tenant.owner)
-    return team.seat_assign(project=tenant.project, membership=m, by=owner)
+    return seats.seat_assign(project=tenant.project, membership=m, by=owner)
 
 
 def test_seat_holder_gets_a_personal_environment_with_key_and_wcp_value(tenant):
@@ -69,7 +69,7 @@ def test_without_a_seat_no_personal_environment(tenant):
 def test_freed_seat_stops_new_personal_environments(tenant):
     seat = give_seat(tenant, tenant.member)
     owner = Membership.objects.get(organization=tenant.organization, user=tenant.owner)
-    team.seat_free(project=tenant.project, membership=seat.membership, by=owner)
+    seats.seat_free(project=tenant.project, membership=seat.membership, by=owner)
     with pytest.raises(team.TeamError, match="no developer seat"):
         personal.personal_environment_get_or_create(
             project=tenant.project, user=tenant.member, name="dev"

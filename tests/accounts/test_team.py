@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core import mail
 
-from accounts import access, personal, team, tokens
+from accounts import access, personal, seats, team, tokens
 from accounts.models import (
     ApiKey,
     DeveloperSeat,
@@ -208,14 +208,14 @@ def test_member_removal_frees_seats_disables_environments_revokes_keys_and_token
 ):
     member = membership(tenant, tenant.member)
     admin = membership(tenant, tenant.admin)
-    team.seat_assign(project=tenant.project, membership=member, by=admin)
+    seats.seat_assign(project=tenant.project, membership=member, by=admin)
     dev = personal.personal_environment_get_or_create(
         project=tenant.project, user=tenant.member, name="dev"
     )
     pat = access.pat_issue(user=tenant.member, name="laptop")
     # The same person in another organization keeps that organization's environment.
     elsewhere = MembershipFactory(organization=other_tenant.organization, user=tenant.member)
-    team.seat_assign(
+    seats.seat_assign(
         project=other_tenant.project,
         membership=elsewhere,
         by=membership(other_tenant, other_tenant.owner),
@@ -252,15 +252,15 @@ def seat_limit_tenant(limit, mode, factor=None):
 
 def assign_new_member(t):
     m = MembershipFactory(organization=t.organization)
-    return team.seat_assign(project=t.project, membership=m, by=membership(t, t.owner))
+    return seats.seat_assign(project=t.project, membership=m, by=membership(t, t.owner))
 
 
 def test_seat_assignment_is_idempotent(tenant):
     member = membership(tenant, tenant.member)
-    first = team.seat_assign(
+    first = seats.seat_assign(
         project=tenant.project, membership=member, by=membership(tenant, tenant.admin)
     )
-    again = team.seat_assign(
+    again = seats.seat_assign(
         project=tenant.project, membership=member, by=membership(tenant, tenant.owner)
     )
     assert first.pk == again.pk
@@ -270,7 +270,7 @@ def test_seat_assignment_is_idempotent(tenant):
 def test_member_cannot_assign_seats(tenant):
     member = membership(tenant, tenant.member)
     with pytest.raises(team.TeamError) as refused:
-        team.seat_assign(project=tenant.project, membership=member, by=member)
+        seats.seat_assign(project=tenant.project, membership=member, by=member)
     assert refused.value.status == 403
     assert DeveloperSeat.objects.count() == 0
 
@@ -293,7 +293,7 @@ def test_block_policy_refuses_beyond_the_limit_with_limit_and_usage():
 def test_freed_seat_makes_room_again():
     t = seat_limit_tenant(1, OverageMode.BLOCK)
     seat = assign_new_member(t)
-    team.seat_free(project=t.project, membership=seat.membership, by=membership(t, t.owner))
+    seats.seat_free(project=t.project, membership=seat.membership, by=membership(t, t.owner))
     assign_new_member(t)
     assert DeveloperSeat.objects.filter(freed_at=None).count() == 1
     assert DeveloperSeat.objects.count() == 2
@@ -331,7 +331,7 @@ def test_allow_policy_accepts_beyond_the_limit():
 def test_no_contract_no_seat(tenant):
     tenant.organization.contracts.all().delete()
     with pytest.raises(team.TeamError) as refused:
-        team.seat_assign(
+        seats.seat_assign(
             project=tenant.project,
             membership=membership(tenant, tenant.member),
             by=membership(tenant, tenant.owner),
@@ -342,7 +342,7 @@ def test_no_contract_no_seat(tenant):
 
 def test_seat_of_another_organizations_member_is_refused(tenant, other_tenant):
     with pytest.raises(team.TeamError) as refused:
-        team.seat_assign(
+        seats.seat_assign(
             project=tenant.project,
             membership=membership(other_tenant, other_tenant.member),
             by=membership(tenant, tenant.owner),

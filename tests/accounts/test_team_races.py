@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from accounts import team
+from accounts import seats, team
 from accounts.models import DeveloperSeat, Membership, OverageMode, Role
 from tests.conftest import make_tenant
 from tests.factories import MembershipFactory
@@ -42,7 +42,7 @@ def test_concurrent_seat_assignments_never_exceed_the_cap():
     members = [MembershipFactory(organization=t.organization) for _ in range(8)]
     outcomes = run_together(
         *[
-            (lambda m=m: team.seat_assign(project=t.project, membership=m, by=owner))
+            (lambda m=m: seats.seat_assign(project=t.project, membership=m, by=owner))
             for m in members
         ]
     )
@@ -89,7 +89,7 @@ def test_concurrent_personal_environments_stay_within_the_per_seat_limit(setting
     t = make_tenant("racy")
     owner = Membership.objects.get(organization=t.organization, user=t.owner)
     member = Membership.objects.get(organization=t.organization, user=t.member)
-    team.seat_assign(project=t.project, membership=member, by=owner)
+    seats.seat_assign(project=t.project, membership=member, by=owner)
     outcomes = run_together(
         *[
             (

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from accounts import access, personal, team
+from accounts import access, personal, seats, team
 from accounts.models import (
     DeveloperSeat,
     Environment,
@@ -44,7 +44,7 @@ def patch(client, url, data):
 def seat(tenant, user):
     by = Membership.objects.get(organization=tenant.organization, user=tenant.owner)
     m = Membership.objects.get(organization=tenant.organization, user=user)
-    return team.seat_assign(project=tenant.project, membership=m, by=by)
+    return seats.seat_assign(project=tenant.project, membership=m, by=by)
 
 
 ORG = "/api/v1/orgs/acme"

@@ -4,7 +4,7 @@ import pytest
 from django.apps import apps
 from django.db import connection, models
 
-from accounts import access, personal, team
+from accounts import access, personal, seats, team
 from accounts.models import Membership, Role
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_invitation_token_pat_cli_secrets_and_environment_keys_are_digests_only(
     invitation = team.invitation_create(
         organization=tenant.organization, email="new@example.com", role=Role.MEMBER, by=owner
     )
-    team.seat_assign(
+    seats.seat_assign(
         project=tenant.project, membership=Membership.objects.get(user=tenant.member), by=owner
     )
     environment = personal.personal_environment_get_or_create(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from django.conf import settings as django_settings
 
-from accounts import access, team
+from accounts import access, seats
 from accounts.models import Membership, PersonalAccessToken
 from accounts.selectors import api_key_check
 from tests.conftest import make_tenant
@@ -56,7 +56,7 @@ def test_cli_login_whoami_and_env_against_a_live_server(live_server, settings, t
     # The live server speaks plain HTTP; a browser would not send Secure cookies over it.
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     tenant = make_tenant("acme")
-    team.seat_assign(
+    seats.seat_assign(
         project=tenant.project,
         membership=Membership.objects.get(user=tenant.member),
         by=Membership.objects.get(user=tenant.owner),
