@@ -22,6 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.models import Membership, Organization, Project
 from accounts.team import TeamError
+from controlpanel.customer import ratelimit
 from controlpanel.customer.auth import PersonalAccessTokenAuthentication
 
 
@@ -40,6 +41,15 @@ def customer_exception_handler(exc: Exception, context: dict) -> Response | None
     """Every refusal as `{"message", "code"}` (plus `field` for a bad input field)."""
     if isinstance(exc, TeamError):
         return Response({"message": exc.message, "code": exc.code}, status=exc.status)
+    if isinstance(exc, ratelimit.LimiterUnavailable):
+        return Response(
+            {
+                "message": "Temporarily unavailable: please try again shortly.",
+                "code": "unavailable",
+            },
+            status=503,
+            headers={"Retry-After": str(ratelimit.UNAVAILABLE_RETRY_AFTER)},
+        )
     if isinstance(exc, Http404):
         return Response({"message": "Not found.", "code": "not_found"}, status=404)
     response = drf_exception_handler(exc, context)

@@ -23,9 +23,12 @@ class RateLimitedLoginView(LoginView):
     next_page = "account"  # without `next`, land on the account page
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        wait = ratelimit.check(
-            request, "login", "RATE_LIMIT_LOGIN", request.POST.get("username", "")
-        )
+        try:
+            wait = ratelimit.check(
+                request, "login", "RATE_LIMIT_LOGIN", request.POST.get("username", "")
+            )
+        except ratelimit.LimiterUnavailable:
+            return _unavailable(request)
         if wait:
             response = render(
                 request,
@@ -68,6 +71,14 @@ def account(request: HttpRequest) -> HttpResponse:
             "now": timezone.now(),
         },
     )
+
+
+def _unavailable(request: HttpRequest) -> HttpResponse:
+    response = _message(
+        request, "Temporarily unavailable", "Please try again in a moment.", status=503
+    )
+    response["Retry-After"] = str(ratelimit.UNAVAILABLE_RETRY_AFTER)
+    return response
 
 
 def _message(request: HttpRequest, title: str, text: str, status: int = 200) -> HttpResponse:
@@ -121,7 +132,12 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
     No account yet: sign up here. An account but signed out: sign in first."""
     token = request.GET.get("token", "")
     if request.method == "POST":
-        wait = ratelimit.check(request, "invitation_accept", "RATE_LIMIT_INVITATION_ACCEPT", token)
+        try:
+            wait = ratelimit.check(
+                request, "invitation_accept", "RATE_LIMIT_INVITATION_ACCEPT", token
+            )
+        except ratelimit.LimiterUnavailable:
+            return _unavailable(request)
         if wait:
             response = _message(request, "Too many attempts", f"Try again in {wait} seconds.", 429)
             response["Retry-After"] = str(wait)

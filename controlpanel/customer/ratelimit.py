@@ -8,6 +8,7 @@ Redis. Limits are configured as "<count>/<seconds>" settings.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -15,6 +16,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE_RETRY_AFTER = 30
+
+
+class LimiterUnavailable(Exception):
+    """The cache behind the counters is down: answer 503, do not guess."""
 
 
 @dataclass(frozen=True)
@@ -43,21 +52,28 @@ def hit(scope: str, key: str, rate: Rate, *, now: float | None = None) -> int | 
     window = int(now // rate.seconds)
     hashed = hashlib.sha256(key.encode()).hexdigest()[:32]  # no addresses or emails in keys
     name = f"ratelimit:{scope}:{hashed}:{window}"
-    if cache.add(name, 1, timeout=rate.seconds + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(name)
-        except ValueError:  # expired between add and incr
-            cache.add(name, 1, timeout=rate.seconds + 1)
+    try:
+        if cache.add(name, 1, timeout=rate.seconds + 1):
             count = 1
+        else:
+            try:
+                count = cache.incr(name)
+            except ValueError:  # expired between add and incr
+                cache.add(name, 1, timeout=rate.seconds + 1)
+                count = 1
+    except Exception as error:
+        # A limiter that cannot count must neither fail open (unlimited guessing) nor
+        # crash: the caller answers 503 with Retry-After.
+        logger.warning("rate limit cache unavailable: %s", error)
+        raise LimiterUnavailable from error
     if count > rate.count:
         return max(1, math.ceil((window + 1) * rate.seconds - now))
     return None
 
 
 def check(request: HttpRequest, scope: str, setting: str, *extra_keys: str) -> int | None:
-    """Count an attempt against the client IP and each extra key (e.g. an email)."""
+    """Count an attempt against the client IP and each extra key (e.g. an email).
+    Raises LimiterUnavailable when the cache is down."""
     rate = parse_rate(getattr(settings, setting))
     waits = [hit(scope, f"ip:{client_ip(request)}", rate)]
     waits += [hit(scope, f"key:{key.lower()}", rate) for key in extra_keys if key]
@@ -74,4 +90,16 @@ def too_many(retry_after: int) -> JsonResponse:
         status=429,
     )
     response["Retry-After"] = str(retry_after)
+    return response
+
+
+def unavailable() -> JsonResponse:
+    response = JsonResponse(
+        {
+            "message": "Temporarily unavailable: please try again shortly.",
+            "code": "unavailable",
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response

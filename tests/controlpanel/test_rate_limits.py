@@ -86,3 +86,30 @@ def test_forwarded_for_is_used_behind_a_configured_proxy(tenant, settings):
         assert first.post("/api/v1/cli/sessions").status_code == 201
         assert second.post("/api/v1/cli/sessions").status_code == 201
         assert first.post("/api/v1/cli/sessions").status_code == 429
+
+
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:8499/0",  # nothing listens here
+        "OPTIONS": {"socket_connect_timeout": 0.5},
+    }
+}
+
+
+def test_cache_down_means_503_with_retry_after_and_nothing_written(tenant, settings):
+    settings.CACHES = DEAD_CACHE
+    api = Client().post("/api/v1/cli/sessions")
+    assert api.status_code == 503
+    assert api.json() == {
+        "message": "Temporarily unavailable: please try again shortly.",
+        "code": "unavailable",
+    }
+    assert api["Retry-After"] == "30"
+    login = Client().post(
+        "/login/", {"username": tenant.member.email, "password": "correct horse battery"}
+    )
+    assert (login.status_code, login["Retry-After"]) == (503, "30")
+    page = Client().post("/invitations/accept?token=cpi_x", {"password": "x"})
+    assert page.status_code == 503
+    assert CliLoginSession.objects.count() == 0
