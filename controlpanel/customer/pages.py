@@ -49,9 +49,12 @@ class RateLimitedLoginView(LoginView):
 def account(request: HttpRequest) -> HttpResponse:
     """Who you are, your organizations and projects, and your access tokens (revocable)."""
     if request.method == "POST":
-        token = PersonalAccessToken.objects.filter(
-            pk=request.POST.get("revoke") or 0, user=request.user
-        ).first()
+        raw = request.POST.get("revoke", "")
+        token = (
+            PersonalAccessToken.objects.filter(pk=int(raw), user=request.user).first()
+            if raw.isdigit()
+            else None
+        )
         if token is None:
             return _message(request, "Unknown token", "No such access token of yours.", 404)
         access.pat_revoke(token=token)
@@ -151,9 +154,15 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
             "expired. Ask for a new invitation.",
             404,
         )
-    context: dict = {"invitation": invitation, "token": token, "errors": []}
     user = request.user if request.user.is_authenticated else None
-    has_account = User.objects.filter(email=invitation.email).exists()
+    context: dict = {
+        "invitation": invitation,
+        "token": token,
+        "errors": [],
+        "signed_in": user is not None,
+        "user_matches": user is not None and user.email == invitation.email,
+        "has_account": User.objects.filter(email=invitation.email).exists(),
+    }
     if request.method == "POST":
         try:
             if user is not None:
@@ -175,6 +184,4 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
             "Welcome",
             f"You joined {invitation.organization.name} as {invitation.get_role_display().lower()}.",
         )
-    context.update({"user_matches": user is not None and user.email == invitation.email})
-    context.update({"has_account": has_account, "signed_in": user is not None})
     return render(request, "customer/invitation.html", context)

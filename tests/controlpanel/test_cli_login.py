@@ -159,6 +159,7 @@ def test_account_page_lists_and_revokes_own_tokens_only(tenant):
     html = client.get("/account/").content.decode()
     assert mine.token.display in html and theirs.token.display not in html
     assert client.post("/account/", {"revoke": theirs.token.pk}).status_code == 404
+    assert client.post("/account/", {"revoke": "x"}).status_code == 404
     assert access.pat_authenticate(theirs.plaintext) is not None
     assert client.post("/account/", {"revoke": mine.token.pk}).status_code == 302
     assert access.pat_authenticate(mine.plaintext) is None
