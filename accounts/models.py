@@ -507,3 +507,11 @@ class DeveloperSeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.membership.user} on {self.project}"
+
+
+# Team access models live in their own module; importing them here registers them.
+from accounts.access_models import (  # noqa: E402, F401
+    CliLoginSession,
+    CliSessionStatus,
+    PersonalAccessToken,
+)

@@ -226,3 +226,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- team ---
+# Personal environments a developer seat holder may have on one project.
+PERSONAL_ENVIRONMENTS_PER_SEAT = env.int("PERSONAL_ENVIRONMENTS_PER_SEAT", default=3)
+# Lifetime of personal access tokens (CLI login and API tokens).
+PAT_EXPIRY_DAYS = env.int("PAT_EXPIRY_DAYS", default=90)
+# Seconds the CLI waits between polls of a pending login.
+CLI_LOGIN_POLL_INTERVAL = env.float("CLI_LOGIN_POLL_INTERVAL", default=3.0)
+# Rate limits "<count>/<seconds>", counted per client IP (and per account where known).
+RATE_LIMIT_LOGIN = env.str("RATE_LIMIT_LOGIN", default="10/300")
+RATE_LIMIT_INVITATION_ACCEPT = env.str("RATE_LIMIT_INVITATION_ACCEPT", default="10/300")
+RATE_LIMIT_CLI_SESSIONS = env.str("RATE_LIMIT_CLI_SESSIONS", default="20/600")
+# Reverse proxies in front of the app: the client IP is that many hops from the right of
+# X-Forwarded-For (0: use the connection's address).
+RATE_LIMIT_PROXY_COUNT = env.int("RATE_LIMIT_PROXY_COUNT", default=0)
