@@ -200,7 +200,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- REST framework / OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
+    # People: a browser session or a personal access token (`Bearer cpt_...`).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "controlpanel.customer.auth.PersonalAccessTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
