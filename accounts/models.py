@@ -507,3 +507,13 @@ class DeveloperSeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.membership.user} on {self.project}"
+
+
+# Licensing models live in their own package; importing them here registers them with
+# the accounts app.
+from accounts.licensing.models import (  # noqa: E402, F401
+    License,
+    LicenseKind,
+    SigningKey,
+    SigningKeyStatus,
+)

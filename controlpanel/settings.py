@@ -226,3 +226,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- licensing ---
+# Signed licenses (docs/licenses.md). The private Ed25519 key: PEM text, or a file path;
+# with neither, one is generated once under DATA_DIR/keys (embedded mode).
+LICENSE_SIGNING_KEY = env.str("LICENSE_SIGNING_KEY", default="")
+LICENSE_SIGNING_KEY_FILE = env.str("LICENSE_SIGNING_KEY_FILE", default="")
+LICENSE_ISSUER = env.str("LICENSE_ISSUER", default=PUBLIC_URL)
+LICENSE_EXPIRY_DAYS = env.int("LICENSE_EXPIRY_DAYS", default=30)
+LICENSE_PERSONAL_EXPIRY_DAYS = env.int("LICENSE_PERSONAL_EXPIRY_DAYS", default=7)
+# How long a signed license answer is reused for one environment (0 = sign every time).
+# Standing checks (environment, contract, seat, revocation) run on every request anyway.
+LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
