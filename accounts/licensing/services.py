@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.licensing import documents, keys
@@ -53,9 +53,16 @@ def signing_key_register(*, pair: keys.KeyPair) -> SigningKey:
 @transaction.atomic
 def _signing_key_activate(*, pair: keys.KeyPair, at: dt.datetime | None = None) -> SigningKey:
     at = at or timezone.now()
-    # Row lock on the current active key, then the partial unique index
-    # `signing_key_one_active` makes a concurrent second activation fail instead of racing.
-    list(SigningKey.objects.select_for_update().filter(status=SigningKeyStatus.ACTIVE))
+    # Activation is rare and must be serialized: a self-conflicting table lock on
+    # PostgreSQL (row locks cannot cover a table that may be empty, and two inserts into
+    # the one-active partial index can deadlock); SQLite's IMMEDIATE transactions already
+    # serialize writers. The unique kid and `signing_key_one_active` back this up.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {SigningKey._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+    existing = SigningKey.objects.filter(kid=pair.kid).first()
+    if existing is not None:
+        return existing  # registered by another process while we waited for the lock
     SigningKey.objects.filter(status=SigningKeyStatus.ACTIVE).update(
         status=SigningKeyStatus.RETIRED, retired_at=at
     )
