@@ -11,13 +11,16 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from accounts import tokens
 from accounts.licensing import keys
 from accounts.licensing.models import License, LicenseKind, SigningKey, SigningKeyStatus
 from accounts.models import (
+    ApiKey,
     Contract,
+    ContractStatus,
     DeveloperSeat,
     Environment,
     EnvironmentKind,
@@ -25,7 +28,8 @@ from accounts.models import (
     Organization,
     User,
 )
-from accounts.selectors import contract_active
+from accounts.selectors import API_KEY_SHAPE, KEY_PROBLEM_MESSAGES, KeyProblem, contract_active
+from accounts.wcp import WcpRefusal
 
 
 class Code(enum.StrEnum):
@@ -82,11 +86,28 @@ def _contract_refusal(*, organization: Organization, at: dt.datetime) -> Refusal
     return Refusal(Code.CONTRACT_ENDED, message)
 
 
+def _developer_refusal_from(
+    *, project_slug: str, organization_slug: str, is_member: bool, has_seat: bool
+) -> Refusal | None:
+    if not is_member:
+        return Refusal(
+            Code.MEMBER_REMOVED,
+            f"The developer of this personal environment is no longer a member of organization "
+            f"'{organization_slug}': its license has stopped.",
+        )
+    if not has_seat:
+        return Refusal(
+            Code.SEAT_FREED,
+            f"The developer's seat on project '{project_slug}' has been freed: this personal "
+            "environment's license has stopped.",
+        )
+    return None
+
+
 def _developer_refusal(*, environment: Environment, developer_id: int | None) -> Refusal | None:
     """A personal environment's license needs its developer to still be a member of the
-    organization and to hold a developer seat on the project (one query answers both)."""
+    organization (with an active account) and to hold a developer seat on the project."""
     project = environment.project
-    organization_slug = project.organization.slug
     row = (
         Membership.objects.filter(organization_id=project.organization_id, user_id=developer_id)
         .annotate(
@@ -101,19 +122,19 @@ def _developer_refusal(*, environment: Environment, developer_id: int | None) ->
         if developer_id is not None
         else None
     )
-    if row is None or not row[1]:
-        return Refusal(
-            Code.MEMBER_REMOVED,
-            f"The developer of this personal environment is no longer a member of organization "
-            f"'{organization_slug}': its license has stopped.",
-        )
-    if not row[0]:
-        return Refusal(
-            Code.SEAT_FREED,
-            f"The developer's seat on project '{project.slug}' has been freed: this personal "
-            "environment's license has stopped.",
-        )
-    return None
+    return _developer_refusal_from(
+        project_slug=project.slug,
+        organization_slug=project.organization.slug,
+        is_member=row is not None and row[1],
+        has_seat=row is not None and row[0],
+    )
+
+
+def _environment_disabled(environment: Environment) -> Refusal:
+    return Refusal(
+        Code.ENVIRONMENT_DISABLED,
+        f"Environment '{environment.name}' is disabled: no license can be issued.",
+    )
 
 
 def license_standing(
@@ -131,13 +152,7 @@ def license_standing(
             None, Refusal(Code.ENVIRONMENT_DISABLED, "This environment no longer exists.")
         )
     if not environment.is_enabled:
-        return Standing(
-            None,
-            Refusal(
-                Code.ENVIRONMENT_DISABLED,
-                f"Environment '{environment.name}' is disabled: no license can be issued.",
-            ),
-        )
+        return Standing(None, _environment_disabled(environment))
     contract = contract_active(organization=organization, at=at)
     if contract is None:
         return Standing(None, _contract_refusal(organization=organization, at=at))
@@ -149,6 +164,110 @@ def license_standing(
         if refusal is not None:
             return Standing(None, refusal)
     return Standing(contract, None)
+
+
+# --- the license endpoint's hot path ---------------------------------------------------------
+WRONG_PROJECT_MESSAGE = (
+    "This API key does not belong to an environment of that organization and project."
+)
+
+
+@dataclass(frozen=True)
+class LicenseCaller:
+    """A CMS entitled to a license right now: every standing check passed."""
+
+    api_key: ApiKey
+    environment: Environment
+    contract_id: int
+    cached_license_revoked: bool
+
+
+def license_caller(
+    *,
+    plaintext: str,
+    org_slug: str,
+    project_slug: str,
+    cached_jti: str | None = None,
+    at: dt.datetime | None = None,
+) -> LicenseCaller | WcpRefusal:
+    """Authenticate the key (as accounts.wcp does, same statuses and messages) and run
+    every standing check in ONE query: the key with its environment, project and
+    organization, annotated with the contract in force, the developer's membership and
+    seat (personal environments) and whether the cached license `cached_jti` is revoked.
+    Nothing here is cached: it runs on every request."""
+    if not plaintext:
+        return WcpRefusal(401, KEY_PROBLEM_MESSAGES[KeyProblem.MISSING])
+    match = API_KEY_SHAPE.match(plaintext)
+    if match is None:
+        return WcpRefusal(401, KEY_PROBLEM_MESSAGES[KeyProblem.MALFORMED])
+    at = at or timezone.now()
+    today = at.astimezone(dt.UTC).date()
+    organization_id = OuterRef("environment__project__organization_id")
+    owner_id = OuterRef("environment__owner_id")
+    contract_in_force = (
+        Contract.objects.filter(
+            organization_id=organization_id,
+            status=ContractStatus.ACTIVE,
+            starts_on__lte=today,
+            ends_on__gt=today,
+        )
+        .order_by("-starts_on")
+        .values("pk")[:1]
+    )
+    api_key = (
+        ApiKey.objects.select_related("environment__project__organization")
+        .filter(prefix=match.group(1))
+        .annotate(
+            contract_in_force=Subquery(contract_in_force),
+            developer_is_member=Exists(
+                Membership.objects.filter(
+                    organization_id=organization_id, user_id=owner_id, user__is_active=True
+                )
+            ),
+            developer_has_seat=Exists(
+                DeveloperSeat.objects.filter(
+                    membership__organization_id=organization_id,
+                    membership__user_id=owner_id,
+                    project_id=OuterRef("environment__project_id"),
+                    freed_at__isnull=True,
+                )
+            ),
+            cached_license_revoked=Exists(
+                License.objects.filter(jti=cached_jti or "", revoked_at__isnull=False)
+            ),
+        )
+        .first()
+    )
+    if api_key is None or not tokens.matches(plaintext, api_key.digest):
+        return WcpRefusal(401, KEY_PROBLEM_MESSAGES[KeyProblem.UNKNOWN])
+    if api_key.revoked_at is not None and api_key.revoked_at <= at:
+        return WcpRefusal(401, KEY_PROBLEM_MESSAGES[KeyProblem.REVOKED])
+    if api_key.expires_at is not None and api_key.expires_at <= at:
+        return WcpRefusal(401, KEY_PROBLEM_MESSAGES[KeyProblem.EXPIRED])
+    environment = api_key.environment
+    if not environment.is_enabled:
+        return WcpRefusal(403, KEY_PROBLEM_MESSAGES[KeyProblem.ENVIRONMENT_DISABLED])
+    project = environment.project
+    if project.slug != project_slug or project.organization.slug != org_slug:
+        return WcpRefusal(403, WRONG_PROJECT_MESSAGE)
+    if api_key.contract_in_force is None:
+        refusal = _contract_refusal(organization=project.organization, at=at)
+        return WcpRefusal(403, refusal.message)
+    if environment.kind == EnvironmentKind.PERSONAL:
+        refusal = _developer_refusal_from(
+            project_slug=project.slug,
+            organization_slug=project.organization.slug,
+            is_member=api_key.developer_is_member,
+            has_seat=api_key.developer_has_seat,
+        )
+        if refusal is not None:
+            return WcpRefusal(403, refusal.message)
+    return LicenseCaller(
+        api_key=api_key,
+        environment=environment,
+        contract_id=api_key.contract_in_force,
+        cached_license_revoked=cached_jti is not None and api_key.cached_license_revoked,
+    )
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from accounts.licensing import documents, keys
 from accounts.licensing.models import License, LicenseKind, SigningKey, SigningKeyStatus
+from accounts.licensing.selectors import LicenseCaller
 from accounts.models import Contract, Environment, EnvironmentKind, User
+from accounts.selectors import API_KEY_SHAPE
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +137,24 @@ def signing_key_retire(*, kid: str, withdraw: bool = False) -> SigningKey:
 CACHE_PREFIX = "license:v1:"
 
 
-def _cache_key(environment_id: int) -> str:
-    return f"{CACHE_PREFIX}{environment_id}"
+def license_cache_key(*, plaintext_key: str) -> str | None:
+    """The cached answer is found by the API key's public prefix, which is known before
+    any query, so a cache hit needs no lookup to find it."""
+    match = API_KEY_SHAPE.match(plaintext_key or "")
+    return f"{CACHE_PREFIX}{match.group(1)}" if match else None
 
 
-def _lock_key(environment_id: int) -> str:
-    return f"{CACHE_PREFIX}lock:{environment_id}"
+def license_cached(*, cache_key: str | None) -> dict[str, Any] | None:
+    return _cache_or(None, cache.get, cache_key) if cache_key else None
+
+
+def _cache_or(default: Any, operation: Any, *args: Any, **kwargs: Any) -> Any:
+    """The cache only saves work: when it is unreachable, sign without it."""
+    try:
+        return operation(*args, **kwargs)
+    except Exception:
+        log.warning("license cache unavailable", exc_info=True)
+        return default
 
 
 @dataclass(frozen=True)
@@ -220,55 +234,79 @@ def license_issue(
     return IssuedLicense(record=record, token=token, answer=answer)
 
 
-SINGLE_FLIGHT_WAIT = 2.0
+SINGLE_FLIGHT_WAIT = 5.0
 
 
-def _usable(cached: dict[str, Any] | None, *, contract: Contract) -> bool:
-    """A cached answer serves only the contract it was built from, and only while its
-    license is not revoked: revocation is a standing check too, never cached (one
-    primary-key-like lookup on the unique jti)."""
+def _fresh(cached: dict[str, Any] | None, *, caller: LicenseCaller) -> bool:
+    """A cached answer serves the environment and contract it was built from, while fresh
+    and while its license is not revoked (checked by the caller's query, never cached)."""
     return (
         cached is not None
-        and cached["contract"] == contract.pk
+        and cached["environment"] == caller.environment.pk
+        and cached["contract"] == caller.contract_id
         # The cache's own TTL runs on the cache server's clock; this is the app's.
+        and cached["fresh_until"] > time.time()
+        and not caller.cached_license_revoked
+    )
+
+
+def _still_fresh(cached: dict[str, Any] | None, *, caller: LicenseCaller) -> bool:
+    """Same, for an answer another request cached after our caller query ran."""
+    return (
+        cached is not None
+        and cached["environment"] == caller.environment.pk
+        and cached["contract"] == caller.contract_id
         and cached["fresh_until"] > time.time()
         and License.objects.filter(jti=cached["jti"], revoked_at__isnull=True).exists()
     )
 
 
-def license_answer(*, environment: Environment, contract: Contract) -> dict[str, str]:
+def license_answer(
+    *, caller: LicenseCaller, cache_key: str | None, cached: dict[str, Any] | None
+) -> dict[str, str]:
     """The license endpoint's answer, from the cache when a fresh one is there.
 
-    Only the signed answer is cached (LICENSE_CACHE_SECONDS), keyed by environment and
-    tagged with the contract it was built from; the caller runs the standing checks on
-    every request. A cache hit creates no record: the cached token is the recorded one.
-    When all containers of a deployment ask at once, one request signs (a cache `add`
-    lock) while the others wait briefly for its answer."""
-    seconds = settings.LICENSE_CACHE_SECONDS
-    if seconds <= 0:
-        return license_issue(environment=environment, contract=contract).answer
-    cache_key = _cache_key(environment.pk)
-    cached = cache.get(cache_key)
-    if _usable(cached, contract=contract):
+    Only the signed answer is cached (LICENSE_CACHE_SECONDS); every standing check ran in
+    `selectors.license_caller` for this very request. A cache hit creates no record: the
+    cached token is the recorded one. When all containers of a deployment ask at once,
+    one request signs (a cache `add` lock) while the others wait briefly for its answer."""
+    if _fresh(cached, caller=caller):
+        assert cached is not None
         return cached["answer"]
+    seconds = settings.LICENSE_CACHE_SECONDS
+    if seconds <= 0 or cache_key is None:
+        return _issue_for(caller).answer
 
-    lock = _lock_key(environment.pk)
-    holder = cache.add(lock, 1, timeout=10)
-    if not holder:
+    lock = f"{cache_key}:lock"
+    holder = _cache_or(None, cache.add, lock, 1, timeout=10)
+    if holder is None:  # no cache at all: sign, as with caching off
+        return _issue_for(caller).answer
+    if holder:
+        # Another request may have signed and released the lock since our first look.
+        cached = _cache_or(None, cache.get, cache_key)
+        if _still_fresh(cached, caller=caller):
+            _cache_or(None, cache.delete, lock)
+            assert cached is not None
+            return cached["answer"]
+    else:
         deadline = time.monotonic() + SINGLE_FLIGHT_WAIT
         while time.monotonic() < deadline:
             time.sleep(0.02)
-            cached = cache.get(cache_key)
-            if _usable(cached, contract=contract):
+            cached = _cache_or(None, cache.get, cache_key)
+            if _still_fresh(cached, caller=caller):
+                assert cached is not None
                 return cached["answer"]
     try:
-        issued = license_issue(environment=environment, contract=contract)
+        issued = _issue_for(caller)
         ttl = min(seconds, int((issued.record.expires_at - timezone.now()).total_seconds()))
         if ttl > 0:
-            cache.set(
+            _cache_or(
+                None,
+                cache.set,
                 cache_key,
                 {
-                    "contract": contract.pk,
+                    "environment": caller.environment.pk,
+                    "contract": caller.contract_id,
                     "jti": issued.record.jti,
                     "fresh_until": time.time() + ttl,
                     "answer": issued.answer,
@@ -278,18 +316,20 @@ def license_answer(*, environment: Environment, contract: Contract) -> dict[str,
         return issued.answer
     finally:
         if holder:
-            cache.delete(lock)
+            _cache_or(None, cache.delete, lock)
+
+
+def _issue_for(caller: LicenseCaller) -> IssuedLicense:
+    contract = Contract.objects.get(pk=caller.contract_id)
+    return license_issue(environment=caller.environment, contract=contract)
 
 
 def license_revoke(*, license: License, by: User | None = None) -> License:
+    """Revoke a license. A cached answer carrying it stops being served at once: the
+    license endpoint checks the cached license's revocation on every request."""
     # Conditional update: revoking twice keeps the first revocation.
     License.objects.filter(pk=license.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_by=by
     )
     license.refresh_from_db(fields=["revoked_at", "revoked_by"])
-    if license.environment_id is not None:
-        cached = cache.get(_cache_key(license.environment_id))
-        if cached is not None and cached["jti"] == license.jti:
-            # The next request signs a new license instead of serving the revoked one.
-            cache.delete(_cache_key(license.environment_id))
     return license

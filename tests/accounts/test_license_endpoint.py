@@ -417,18 +417,52 @@ def test_revoke_service_is_idempotent_and_drops_the_cache(client, tenant, staff_
     assert fetch(client, license_url(tenant), tenant.api_key).json()["token"] != first["token"]
 
 
-def test_cached_request_costs_a_fixed_number_of_queries(client, tenant, django_assert_num_queries):
+def test_cached_request_costs_one_query(client, tenant, django_assert_num_queries):
     fetch(client, license_url(tenant), tenant.api_key)
 
-    # key (+environment, project, organization), active contract, revocation of the cached
-    # license: the standing checks, never cached.
-    with django_assert_num_queries(3):
+    # The key with its environment, project and organization, the contract in force and
+    # the revocation of the cached license: every standing check, in one query.
+    with django_assert_num_queries(1):
         assert fetch(client, license_url(tenant), tenant.api_key).status_code == 200
 
 
-def test_personal_cached_request_adds_one_query(client, tenant, django_assert_num_queries):
+def test_personal_cached_request_costs_one_query(client, tenant, django_assert_num_queries):
     personal = make_personal(tenant)
     fetch(client, license_url(tenant), personal.api_key)
 
-    with django_assert_num_queries(4):
+    # ... plus the developer's membership and seat, in the same query.
+    with django_assert_num_queries(1):
         assert fetch(client, license_url(tenant), personal.api_key).status_code == 200
+
+
+def test_cache_miss_costs_a_fixed_number_of_queries(client, tenant, django_assert_num_queries):
+    fetch(client, license_url(tenant), tenant.api_key)  # registers the signing key
+    other = services.api_key_issue(environment=tenant.production).plaintext
+
+    # caller, last-used touch, contract, signing key, license insert
+    with django_assert_num_queries(5):
+        assert fetch(client, license_url(tenant), other).status_code == 200
+
+
+def test_a_key_of_a_disabled_user_is_member_removed(client, tenant):
+    personal = make_personal(tenant)
+    type(personal.developer).objects.filter(pk=personal.developer.pk).update(is_active=False)
+
+    response = fetch(client, license_url(tenant), personal.api_key)
+
+    assert response.status_code == 403
+    assert "no longer a member" in response.json()["message"]
+
+
+def test_unreachable_cache_still_answers(client, tenant, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+
+    response = fetch(client, license_url(tenant), tenant.api_key)
+
+    assert response.status_code == 200
+    assert License.objects.count() == 1
