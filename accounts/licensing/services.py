@@ -242,7 +242,7 @@ def _fresh(cached: dict[str, Any] | None, *, caller: LicenseCaller) -> bool:
     and while its license is not revoked (checked by the caller's query, never cached)."""
     return (
         cached is not None
-        and cached["environment"] == caller.environment.pk
+        and cached["environment"] == caller.environment_id
         and cached["contract"] == caller.contract_id
         # The cache's own TTL runs on the cache server's clock; this is the app's.
         and cached["fresh_until"] > time.time()
@@ -254,7 +254,7 @@ def _still_fresh(cached: dict[str, Any] | None, *, caller: LicenseCaller) -> boo
     """Same, for an answer another request cached after our caller query ran."""
     return (
         cached is not None
-        and cached["environment"] == caller.environment.pk
+        and cached["environment"] == caller.environment_id
         and cached["contract"] == caller.contract_id
         and cached["fresh_until"] > time.time()
         and License.objects.filter(jti=cached["jti"], revoked_at__isnull=True).exists()
@@ -305,7 +305,7 @@ def license_answer(
                 cache.set,
                 cache_key,
                 {
-                    "environment": caller.environment.pk,
+                    "environment": caller.environment_id,
                     "contract": caller.contract_id,
                     "jti": issued.record.jti,
                     "fresh_until": time.time() + ttl,
@@ -320,8 +320,11 @@ def license_answer(
 
 
 def _issue_for(caller: LicenseCaller) -> IssuedLicense:
+    environment = Environment.objects.select_related("project__organization").get(
+        pk=caller.environment_id
+    )
     contract = Contract.objects.get(pk=caller.contract_id)
-    return license_issue(environment=caller.environment, contract=contract)
+    return license_issue(environment=environment, contract=contract)
 
 
 def license_revoke(*, license: License, by: User | None = None) -> License:

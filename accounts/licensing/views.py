@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from accounts.licensing import selectors, services
+from accounts.models import ApiKey
 from accounts.services import api_key_touch
 from accounts.wcp import WcpRefusal, wcp_key_from_request
 
@@ -51,7 +52,8 @@ def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonR
         )
         if isinstance(caller, WcpRefusal):
             return _message(caller.status, caller.message)
-        api_key_touch(api_key=caller.api_key)
+        if caller.key_needs_touch:
+            api_key_touch(api_key=ApiKey(pk=caller.api_key_id, last_used_at=None))
         answer = services.license_answer(caller=caller, cache_key=cache_key, cached=cached)
     except services.LicensingError as exc:
         log.error("license signing unavailable: %s", exc)
