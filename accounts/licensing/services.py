@@ -140,6 +140,8 @@ CACHE_PREFIX = "license:v1:"
 def license_cache_key(*, plaintext_key: str) -> str | None:
     """The cached answer is found by the API key's public prefix, which is known before
     any query, so a cache hit needs no lookup to find it."""
+    if settings.LICENSE_CACHE_SECONDS <= 0:
+        return None  # caching off: neither read nor write the cache
     match = API_KEY_SHAPE.match(plaintext_key or "")
     return f"{CACHE_PREFIX}{match.group(1)}" if match else None
 
@@ -273,9 +275,9 @@ def license_answer(
     if _fresh(cached, caller=caller):
         assert cached is not None
         return cached["answer"]
-    seconds = settings.LICENSE_CACHE_SECONDS
-    if seconds <= 0 or cache_key is None:
+    if cache_key is None:
         return _issue_for(caller).answer
+    seconds = settings.LICENSE_CACHE_SECONDS
 
     lock = f"{cache_key}:lock"
     holder = _cache_or(None, cache.add, lock, 1, timeout=10)
