@@ -238,3 +238,6 @@ LICENSE_PERSONAL_EXPIRY_DAYS = env.int("LICENSE_PERSONAL_EXPIRY_DAYS", default=7
 # How long a signed license answer is reused for one environment (0 = sign every time).
 # Standing checks (environment, contract, seat, revocation) run on every request anyway.
 LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
+SPECTACULAR_SETTINGS.setdefault(
+    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
+).append("accounts.licensing.openapi.license_paths")

@@ -146,7 +146,13 @@ class OrganizationLicensesView(_ErrorShapeMixin, APIView):
 
     LIMIT = 100
 
-    @extend_schema(responses={200: LicenseRecordSerializer(many=True)})
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "OrganizationLicenses", {"licenses": LicenseRecordSerializer(many=True)}
+            )
+        }
+    )
     def get(self, request: Request, org_slug: str) -> Response:
         organization = (
             account_selectors.organizations_for_user(user=request.user)
