@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -27,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 EMBEDDED_KEY_NAME = "license-signing-key.pem"
@@ -166,9 +169,10 @@ _loaded: dict[tuple[object, ...], KeyPair] = {}
 _lock = threading.Lock()
 
 
-def signing_keypair() -> KeyPair:
+def signing_keypair(*, generate_missing: bool = True) -> KeyPair:
     """The private key this process signs with. Loaded once per source; a file's mtime is
-    part of the cache key, so `license_keys rotate` on a file is picked up without restart."""
+    part of the cache key, so `license_keys rotate` on a file is picked up without restart.
+    The embedded key is generated at first use unless `generate_missing` is False."""
     source = key_source()
     if source.kind == "env":
         pem = settings.LICENSE_SIGNING_KEY.replace("\\n", "\n").strip().encode()
@@ -180,7 +184,14 @@ def signing_keypair() -> KeyPair:
 
     assert source.path is not None
     if source.kind == "embedded" and not source.path.exists():
-        write_private_key(source.path, generate(), replace=False)
+        if not generate_missing:
+            raise KeyConfigurationError(f"{source.description} has not been generated yet.")
+        if write_private_key(source.path, generate(), replace=False) and not settings.DEBUG:
+            log.warning(
+                "generated a license signing key in %s: with several web containers, set "
+                "LICENSE_SIGNING_KEY or LICENSE_SIGNING_KEY_FILE so they share one key",
+                source.path,
+            )
     try:
         stat = source.path.stat()
     except FileNotFoundError as exc:

@@ -52,7 +52,7 @@ def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonR
         )
         if isinstance(caller, WcpRefusal):
             return _message(caller.status, caller.message)
-        if caller.key_needs_touch:
+        if caller.key_needs_touch:  # decided in the caller query: at most once a minute
             api_key_touch(api_key=ApiKey(pk=caller.api_key_id, last_used_at=None))
         answer = services.license_answer(caller=caller, cache_key=cache_key, cached=cached)
     except services.LicensingError as exc:

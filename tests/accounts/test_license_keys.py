@@ -237,3 +237,12 @@ def test_withdraw_is_idempotent(client, tenant, settings, tmp_path):
     run("retire", RFC8037_THUMBPRINT, "--withdraw")
     assert SigningKey.objects.get(kid=RFC8037_THUMBPRINT).withdrawn_at == first
     assert License.objects.count() == 1  # records are history, never deleted
+
+
+def test_list_does_not_generate_the_embedded_key(settings, tmp_path, db):
+    settings.LICENSE_SIGNING_KEY = ""
+    settings.LICENSE_SIGNING_KEY_FILE = ""
+    settings.DATA_DIR = tmp_path
+
+    assert run("list") == "no signing keys yet (one is registered at the first license)\n"
+    assert not (tmp_path / "keys").exists()

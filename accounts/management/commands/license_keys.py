@@ -44,7 +44,7 @@ class Command(BaseCommand):
     def _list(self, options: dict[str, Any]) -> None:
         published = {key.pk for key in selectors.signing_keys_published()}
         try:
-            configured = keys.signing_keypair().kid
+            configured = keys.signing_keypair(generate_missing=False).kid
         except keys.KeyConfigurationError as exc:
             configured = None
             self.stderr.write(f"configured key unusable: {exc}")
