@@ -279,6 +279,7 @@ def license_answer(
         return _issue_for(caller).answer
     seconds = settings.LICENSE_CACHE_SECONDS
 
+    known_stale = cached["jti"] if cached else None
     lock = f"{cache_key}:lock"
     holder = _cache_or(None, cache.add, lock, 1, timeout=10)
     if holder is None:  # no cache at all: sign, as with caching off
@@ -295,9 +296,11 @@ def license_answer(
         while time.monotonic() < deadline:
             time.sleep(0.02)
             cached = _cache_or(None, cache.get, cache_key)
+            if cached is None or cached["jti"] == known_stale:
+                continue  # the signer has not stored its answer yet: no query
             if _still_fresh(cached, caller=caller):
-                assert cached is not None
                 return cached["answer"]
+            known_stale = cached["jti"]
     try:
         issued = _issue_for(caller)
         ttl = min(seconds, int((issued.record.expires_at - timezone.now()).total_seconds()))

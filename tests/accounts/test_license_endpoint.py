@@ -467,3 +467,19 @@ def test_unreachable_cache_still_answers(client, tenant, settings):
 
     assert response.status_code == 200
     assert License.objects.count() == 1
+
+
+def test_key_last_use_is_recorded_at_most_once_a_minute(client, tenant):
+    api_key = tenant.production.api_keys.get()
+    start = timezone.now().replace(microsecond=0)
+    with time_machine.travel(start, tick=False):
+        fetch(client, license_url(tenant), tenant.api_key)
+    with time_machine.travel(start + dt.timedelta(seconds=59), tick=False):
+        fetch(client, license_url(tenant), tenant.api_key)
+    api_key.refresh_from_db()
+    assert api_key.last_used_at == start
+
+    with time_machine.travel(start + dt.timedelta(seconds=61), tick=False):
+        fetch(client, license_url(tenant), tenant.api_key)
+    api_key.refresh_from_db()
+    assert api_key.last_used_at == start + dt.timedelta(seconds=61)
