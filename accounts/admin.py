@@ -331,3 +331,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 # Seats, access tokens and CLI logins (team): registered from their own module.
 from accounts import admin_team  # noqa: E402, F401
+
+# Licensing's admin pages live with the licensing package.
+from accounts.licensing import admin as _licensing_admin  # noqa: E402, F401

@@ -515,3 +515,12 @@ from accounts.access_models import (  # noqa: E402, F401
     CliSessionStatus,
     PersonalAccessToken,
 )
+
+# Licensing models live in their own package; importing them here registers them with
+# the accounts app.
+from accounts.licensing.models import (  # noqa: E402, F401
+    License,
+    LicenseKind,
+    SigningKey,
+    SigningKeyStatus,
+)

@@ -243,3 +243,17 @@ RATE_LIMIT_CLI_SESSIONS = env.str("RATE_LIMIT_CLI_SESSIONS", default="20/600")
 # Reverse proxies in front of the app: the client IP is that many hops from the right of
 # X-Forwarded-For (0: use the connection's address).
 RATE_LIMIT_PROXY_COUNT = env.int("RATE_LIMIT_PROXY_COUNT", default=0)
+# --- licensing ---
+# Signed licenses (docs/licenses.md). The private Ed25519 key: PEM text, or a file path;
+# with neither, one is generated once under DATA_DIR/keys (embedded mode).
+LICENSE_SIGNING_KEY = env.str("LICENSE_SIGNING_KEY", default="")
+LICENSE_SIGNING_KEY_FILE = env.str("LICENSE_SIGNING_KEY_FILE", default="")
+LICENSE_ISSUER = env.str("LICENSE_ISSUER", default=PUBLIC_URL)
+LICENSE_EXPIRY_DAYS = env.int("LICENSE_EXPIRY_DAYS", default=30)
+LICENSE_PERSONAL_EXPIRY_DAYS = env.int("LICENSE_PERSONAL_EXPIRY_DAYS", default=7)
+# How long a signed license answer is reused for one environment (0 = sign every time).
+# Standing checks (environment, contract, seat, revocation) run on every request anyway.
+LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
+SPECTACULAR_SETTINGS.setdefault(
+    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
+).append("accounts.licensing.openapi.license_paths")
