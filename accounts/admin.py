@@ -327,3 +327,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             services.api_key_revoke(api_key=api_key)
             count += 1
         self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
+
+
+# Seats, access tokens and CLI logins (team): registered from their own module.
+from accounts import admin_team  # noqa: E402, F401
+
+# Licensing's admin pages live with the licensing package.
+from accounts.licensing import admin as _licensing_admin  # noqa: E402, F401

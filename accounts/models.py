@@ -507,3 +507,20 @@ class DeveloperSeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.membership.user} on {self.project}"
+
+
+# Team access models live in their own module; importing them here registers them.
+from accounts.access_models import (  # noqa: E402, F401
+    CliLoginSession,
+    CliSessionStatus,
+    PersonalAccessToken,
+)
+
+# Licensing models live in their own package; importing them here registers them with
+# the accounts app.
+from accounts.licensing.models import (  # noqa: E402, F401
+    License,
+    LicenseKind,
+    SigningKey,
+    SigningKeyStatus,
+)

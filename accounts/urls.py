@@ -2,4 +2,24 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from accounts.licensing import views as licensing
+
+urlpatterns = [
+    # The CMS client's protocol (WCP): fixed path, raw `authorization` header.
+    path(
+        "orgs/<str:org_id>/projects/<str:project_id>/license",
+        licensing.project_license,
+        name="wcp-license",
+    ),
+    path(".well-known/jwks.json", licensing.jwks, name="jwks"),
+    path(
+        "api/v1/licenses/validate", licensing.LicenseValidateView.as_view(), name="license-validate"
+    ),
+    path(
+        "api/v1/orgs/<slug:org_slug>/licenses",
+        licensing.OrganizationLicensesView.as_view(),
+        name="organization-licenses",
+    ),
+]

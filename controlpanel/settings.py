@@ -200,7 +200,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- REST framework / OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
+    # People: a browser session or a personal access token (`Bearer cpt_...`).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "controlpanel.customer.auth.PersonalAccessTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -246,3 +248,32 @@ NOTIFY_BACKOFF_SECONDS = env.int("NOTIFY_BACKOFF_SECONDS", default=60)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # Plain-http webhook URLs are refused unless this is on (local development).
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+
+# --- team ---
+# Personal environments a developer seat holder may have on one project.
+PERSONAL_ENVIRONMENTS_PER_SEAT = env.int("PERSONAL_ENVIRONMENTS_PER_SEAT", default=3)
+# Lifetime of personal access tokens (CLI login and API tokens).
+PAT_EXPIRY_DAYS = env.int("PAT_EXPIRY_DAYS", default=90)
+# Seconds the CLI waits between polls of a pending login.
+CLI_LOGIN_POLL_INTERVAL = env.float("CLI_LOGIN_POLL_INTERVAL", default=3.0)
+# Rate limits "<count>/<seconds>", counted per client IP (and per account where known).
+RATE_LIMIT_LOGIN = env.str("RATE_LIMIT_LOGIN", default="10/300")
+RATE_LIMIT_INVITATION_ACCEPT = env.str("RATE_LIMIT_INVITATION_ACCEPT", default="10/300")
+RATE_LIMIT_CLI_SESSIONS = env.str("RATE_LIMIT_CLI_SESSIONS", default="20/600")
+# Reverse proxies in front of the app: the client IP is that many hops from the right of
+# X-Forwarded-For (0: use the connection's address).
+RATE_LIMIT_PROXY_COUNT = env.int("RATE_LIMIT_PROXY_COUNT", default=0)
+# --- licensing ---
+# Signed licenses (docs/licenses.md). The private Ed25519 key: PEM text, or a file path;
+# with neither, one is generated once under DATA_DIR/keys (embedded mode).
+LICENSE_SIGNING_KEY = env.str("LICENSE_SIGNING_KEY", default="")
+LICENSE_SIGNING_KEY_FILE = env.str("LICENSE_SIGNING_KEY_FILE", default="")
+LICENSE_ISSUER = env.str("LICENSE_ISSUER", default=PUBLIC_URL)
+LICENSE_EXPIRY_DAYS = env.int("LICENSE_EXPIRY_DAYS", default=30)
+LICENSE_PERSONAL_EXPIRY_DAYS = env.int("LICENSE_PERSONAL_EXPIRY_DAYS", default=7)
+# How long a signed license answer is reused for one environment (0 = sign every time).
+# Standing checks (environment, contract, seat, revocation) run on every request anyway.
+LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
+SPECTACULAR_SETTINGS.setdefault(
+    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
+).append("accounts.licensing.openapi.license_paths")

@@ -110,5 +110,19 @@ def test_other_organizations_and_outsiders_get_404(tenant, other_tenant, outside
 
 def test_anonymous_is_refused(tenant):
     response = client_for(None).get(URL)
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+    assert client_for(None).post(URL, {"url": "https://h.example/x"}).status_code == 401
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_a_personal_access_token_works_like_a_session(tenant, other_tenant):
+    from accounts.access import pat_issue
+
+    token = pat_issue(user=tenant.owner).plaintext
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    created = client.post(URL, {"url": "https://h.example/pat"}, format="json")
+    assert created.status_code == 201
+    assert client.get(URL).json()["webhooks"][0]["url"] == "https://h.example/pat"
+    assert client.get("/api/v1/orgs/globex/webhooks").status_code == 404

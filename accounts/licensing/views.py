@@ -1,0 +1,165 @@
+"""HTTP entry points of licensing. Thin: authenticate, call a selector or service, answer.
+
+- GET /orgs/{orgId}/projects/{projectId}/license   the CMS's license fetch (WCP protocol)
+- GET /.well-known/jwks.json                        public keys for offline verification
+- POST /api/v1/licenses/validate                    online check of a token
+- GET /api/v1/orgs/{org}/licenses                   an organization's issued licenses
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors as account_selectors
+from accounts.licensing import selectors, services
+from accounts.models import ApiKey
+from accounts.services import api_key_touch
+from accounts.wcp import WcpRefusal, wcp_key_from_request
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "30"
+
+
+def _message(status: int, message: str, **headers: str) -> JsonResponse:
+    return JsonResponse({"message": message}, status=status, headers=headers)
+
+
+def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonResponse:
+    """The CMS fetches this every few minutes from every container. The key check and all
+    standing checks run on every request, in one indexed query; only the signed answer is
+    cached, so a cache hit costs that query and one cache read."""
+    if request.method != "GET":
+        return _message(405, "Use GET to fetch a license.", Allow="GET")
+    try:
+        plaintext = wcp_key_from_request(request)
+        cache_key = services.license_cache_key(plaintext_key=plaintext)
+        cached = services.license_cached(cache_key=cache_key)
+        caller = selectors.license_caller(
+            plaintext=plaintext,
+            org_slug=org_id,
+            project_slug=project_id,
+            cached_jti=cached["jti"] if cached else None,
+        )
+        if isinstance(caller, WcpRefusal):
+            return _message(caller.status, caller.message)
+        if caller.key_needs_touch:  # decided in the caller query: at most once a minute
+            api_key_touch(api_key=ApiKey(pk=caller.api_key_id, last_used_at=None))
+        answer = services.license_answer(caller=caller, cache_key=cache_key, cached=cached)
+    except services.LicensingError as exc:
+        log.error("license signing unavailable: %s", exc)
+        return _message(503, "Licenses cannot be signed right now; retry later.", **_retry_after())
+    except DatabaseError:
+        log.exception("license endpoint: database unavailable")
+        return _message(503, "The Control Panel is unavailable; retry later.", **_retry_after())
+    return JsonResponse(answer, headers={"Cache-Control": "no-store"})
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": RETRY_AFTER_SECONDS}
+
+
+def jwks(request: HttpRequest) -> JsonResponse:
+    if request.method != "GET":
+        return _message(405, "Use GET.", Allow="GET")
+    try:
+        body = selectors.jwks()
+    except DatabaseError:
+        log.exception("jwks: database unavailable")
+        return _message(503, "The Control Panel is unavailable; retry later.", **_retry_after())
+    # Verifiers may cache the set briefly; a verifier meeting an unknown kid refetches.
+    return JsonResponse(body, headers={"Cache-Control": "public, max-age=300"})
+
+
+# --- native API ---------------------------------------------------------------------------
+class _ErrorShapeMixin:
+    """Native API errors as {"message", "code"} rather than DRF's {"detail"}."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)  # type: ignore[misc]
+        if isinstance(exc, exceptions.APIException):
+            codes = exc.get_codes()
+            response.data = {
+                "message": str(exc.detail),
+                "code": codes if isinstance(codes, str) else "invalid",
+            }
+        return response
+
+
+class ValidateResponse(serializers.Serializer):
+    valid = serializers.BooleanField()
+    code = serializers.ChoiceField(choices=[c.value for c in selectors.Code])
+    message = serializers.CharField()
+
+
+class LicenseValidateView(_ErrorShapeMixin, APIView):
+    """Check a license token against the published keys and the current state."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=inline_serializer("ValidateRequest", {"token": serializers.CharField()}),
+        responses={200: ValidateResponse},
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str):
+            return Response(
+                {"message": 'Send {"token": "<compact JWS>"}.', "code": "token_required"},
+                status=400,
+            )
+        unknown = sorted(set(data) - {"token"})
+        if unknown:
+            return Response(
+                {"message": f"Unknown field '{unknown[0]}'.", "code": "unknown_field"},
+                status=400,
+            )
+        result = selectors.license_validate(token=token)
+        return Response({"valid": result.valid, "code": result.code, "message": result.message})
+
+
+class LicenseRecordSerializer(serializers.Serializer):
+    jti = serializers.CharField()
+    kind = serializers.CharField()
+    subject = serializers.CharField()
+    project = serializers.CharField(source="project.slug")
+    environment = serializers.CharField(source="environment_id", allow_null=True)
+    kid = serializers.CharField(source="signing_key.kid")
+    issued_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class OrganizationLicensesView(_ErrorShapeMixin, APIView):
+    """The newest licenses issued to an organization; members only (others get 404)."""
+
+    LIMIT = 100
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "OrganizationLicenses", {"licenses": LicenseRecordSerializer(many=True)}
+            )
+        }
+    )
+    def get(self, request: Request, org_slug: str) -> Response:
+        organization = (
+            account_selectors.organizations_for_user(user=request.user)
+            .filter(slug=org_slug)
+            .first()
+        )
+        if organization is None:
+            return Response({"message": "No such organization.", "code": "not_found"}, status=404)
+        records = selectors.licenses_for_organization(organization=organization)[: self.LIMIT]
+        return Response({"licenses": LicenseRecordSerializer(records, many=True).data})

@@ -1,0 +1,65 @@
+"""Reads for teams, seats, personal environments and access tokens."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from accounts.models import (
+    MANAGER_ROLES,
+    DeveloperSeat,
+    Environment,
+    EnvironmentKind,
+    Invitation,
+    Membership,
+    Organization,
+    PersonalAccessToken,
+    Project,
+    User,
+)
+
+
+def members_of(*, organization: Organization) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("user__email")
+    )
+
+
+def invitations_of(*, organization: Organization) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(organization=organization).select_related("invited_by")
+
+
+def seats_of(*, project: Project) -> QuerySet[DeveloperSeat]:
+    return (
+        DeveloperSeat.objects.filter(project=project, freed_at__isnull=True)
+        .select_related("membership__user")
+        .order_by("assigned_at")
+    )
+
+
+def projects_for_user(*, user: User) -> QuerySet[Project]:
+    """Projects where `user` holds a developer seat or is an owner/admin of the organization,
+    annotated with `has_seat`."""
+    held = DeveloperSeat.objects.filter(
+        project=OuterRef("pk"), membership__user=user, freed_at__isnull=True
+    )
+    manages = Membership.objects.filter(
+        organization=OuterRef("organization"), user=user, role__in=MANAGER_ROLES
+    )
+    return (
+        Project.objects.annotate(has_seat=Exists(held), manages=Exists(manages))
+        .filter(Q(has_seat=True) | Q(manages=True))
+        .select_related("organization")
+        .order_by("organization__slug", "slug")
+    )
+
+
+def personal_environments_of(*, project: Project, user: User) -> QuerySet[Environment]:
+    return Environment.objects.filter(
+        project=project, owner=user, kind=EnvironmentKind.PERSONAL
+    ).order_by("name")
+
+
+def access_tokens_of(*, user: User) -> QuerySet[PersonalAccessToken]:
+    return PersonalAccessToken.objects.filter(user=user)

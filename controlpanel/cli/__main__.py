@@ -1,0 +1,5 @@
+import sys
+
+from controlpanel.cli import main
+
+sys.exit(main())
