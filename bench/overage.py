@@ -208,6 +208,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument(
+        "--warm", action="store_true", help="keep the day cache built by a previous run"
+    )
     args = parser.parse_args()
     assert connection.vendor == "postgresql", "bench/overage needs PostgreSQL"
     call_command("migrate", verbosity=0)
@@ -229,12 +232,13 @@ def main() -> None:
         OverageFlag.objects.all().delete()
 
     clear_flags()
-    UsageDay.objects.all().delete()
-    UsageDayBuilt.objects.all().delete()
-    EvaluationCursor.objects.all().delete()
-    timed_evaluation("cold: builds the day cache for the month, raises every flag", now)
-    step("vacuum analyze (autovacuum's job in production)", "VACUUM ANALYZE")
-    clear_flags()
+    if not args.warm:
+        UsageDay.objects.all().delete()
+        UsageDayBuilt.objects.all().delete()
+        EvaluationCursor.objects.all().delete()
+        timed_evaluation("cold: builds the day cache for the month, raises every flag", now)
+        step("vacuum analyze (autovacuum's job in production)", "VACUUM ANALYZE")
+        clear_flags()
     timed_evaluation("full evaluation, warm day cache, raises every flag", now)
     for _ in range(3):
         timed_evaluation("full evaluation, steady state (nothing changed)", now)
