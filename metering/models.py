@@ -147,15 +147,6 @@ class UsageRollup(models.Model):
         indexes = [
             # Contract evaluation: all environments' rollups of one metric over a period.
             models.Index(fields=["metric", "hour"], name="usage_rollup_metric_hour"),
-            # Contract evaluation (metering.compliance.evaluation): per environment, one
-            # metric's hours of the current period, read by an index-only scan (3x faster
-            # than heap fetches in bench/overage). INCLUDE is PostgreSQL-only; elsewhere a
-            # plain index on the key columns.
-            models.Index(
-                fields=["environment", "metric", "hour"],
-                include=["total", "peak"],
-                name="usage_rollup_eval_cover",
-            ),
         ]
 
     def __str__(self) -> str:
