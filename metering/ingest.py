@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from psycopg.types.numeric import Int8
 
 from accounts import tokens
@@ -73,6 +73,10 @@ def key_refusal(plaintext: str, *, now: dt.datetime | None = None) -> Refused | 
     return None if check.ok else _refused(check)
 
 
+RETRIES = 3
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
 def fast_path_enabled() -> bool:
     return connection.vendor == "postgresql" and settings.INGEST_SQL_FAST_PATH
 
@@ -87,6 +91,21 @@ def record(
 ) -> Recorded | Refused:
     """Authenticate `plaintext` and record `readings` (already validated) for its
     environment. Nothing is written when the key is refused."""
+    for attempt in range(RETRIES):
+        try:
+            return _record(plaintext, readings, now, single, source)
+        except OperationalError as exc:
+            # Rows are locked in one order, so a deadlock needs an unusual mix of writers
+            # (new rows inserted while others are locked); the work was rolled back
+            # whole, so trying again is safe.
+            if attempt + 1 == RETRIES or not isinstance(exc.__cause__, _RETRYABLE):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record(
+    plaintext: str, readings: Sequence[Reading], now: dt.datetime, single: bool, source: str
+) -> Recorded | Refused:
     if fast_path_enabled():
         if single and len(readings) == 1 and source == ReadingSource.NATIVE:
             return _record_one_sql(plaintext, readings[0], now)

@@ -84,7 +84,7 @@ def readings_record(
                 first_received_at=now,
                 last_received_at=now,
             )
-            for (instance, boot, generation), (_, earliest, _) in bounds.items()
+            for (instance, boot, generation), (_, earliest, _) in sorted(bounds.items())
         ],
         ignore_conflicts=True,
     )
@@ -156,7 +156,7 @@ def rollups_apply(
     if not deltas:
         return
     UsageRollup.objects.bulk_create(
-        [UsageRollup(environment=environment, metric=m, hour=h) for m, h in deltas],
+        [UsageRollup(environment=environment, metric=m, hour=h) for m, h in sorted(deltas)],
         ignore_conflicts=True,
     )
     locked = list(
