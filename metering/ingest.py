@@ -21,6 +21,7 @@ generation), rollups (by metric, hour), gauges (by metric), then the API key.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,12 @@ def _cursor():
     )
 
 
+def _compact(sql: str) -> str:
+    """One line, single spaces: psycopg caches the parsing of statements up to 4 KiB."""
+    sql = re.sub(r"\s+", " ", sql).strip()
+    return re.sub(r" ?(<=|>=|=|<|>|\+|-|,|\(|\)) ?", r"\1", sql)
+
+
 def _i8(value: int | None) -> Int8 | None:
     return None if value is None else Int8(value)
 
@@ -178,24 +185,18 @@ head AS (
     SELECT s.generation, s.highest, s.last_observed_at
     FROM metering_usageseries s, k
     WHERE %(boot)s = '' AND s.environment_id = k.env_id
-      AND s.instance = %(instance)s AND s.boot = ''
+      AND s.instance = %(inst)s AND s.boot = ''
     ORDER BY s.generation DESC LIMIT 1
-),
-known AS (
-    SELECT EXISTS (
-        SELECT 1 FROM metering_usageseries s, k
-        WHERE s.environment_id = k.env_id AND s.instance = %(instance)s
-    ) AS known
 ),
 up AS (
     INSERT INTO metering_usageseries AS s (
         environment_id, instance, boot, generation, highest, last_observed_at,
         previous_highest, previous_observed_at, first_received_at, last_received_at)
-    SELECT k.env_id, %(instance)s, %(boot)s,
+    SELECT k.env_id, %(inst)s, %(boot)s,
         COALESCE((SELECT CASE WHEN %(value)s < head.highest
-                               AND %(observed)s > head.last_observed_at
+                               AND %(obs)s > head.last_observed_at
                           THEN head.generation + 1 ELSE head.generation END FROM head), 0),
-        %(value)s, %(observed)s, 0, NULL, %(now)s, %(now)s
+        %(value)s, %(obs)s, 0, NULL, %(now)s, %(now)s
     FROM k
     ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
         previous_highest = s.highest,
@@ -209,26 +210,27 @@ up AS (
 h AS (
     SELECT up.*, k.closed_through,
         date_trunc('hour', CASE WHEN up.counted = 0 OR up.previous_observed_at IS NULL
-                                THEN %(observed)s
-                                ELSE GREATEST(%(observed)s, up.previous_observed_at) END,
+                                THEN %(obs)s
+                                ELSE GREATEST(%(obs)s, up.previous_observed_at) END,
                    'UTC') AS hour0
     FROM up, k
 ),
 a AS (
     SELECT h.*, (h.closed_through IS NOT NULL AND h.hour0 < h.closed_through) AS late,
         CASE WHEN h.closed_through IS NULL OR h.hour0 >= h.closed_through THEN h.hour0
-             WHEN date_trunc('hour', h.closed_through, 'UTC') = h.closed_through
-             THEN h.closed_through
-             ELSE date_trunc('hour', h.closed_through, 'UTC') + interval '1 hour' END AS hour,
+             ELSE date_trunc('hour', h.closed_through - interval '1 microsecond', 'UTC')
+                  + interval '1 hour' END AS hour,
         (h.counted = 0 AND NOT h.fresh) AS duplicate,
-        (h.fresh AND (SELECT known FROM known)) AS reset
+        (h.fresh AND EXISTS (SELECT 1 FROM metering_usageseries s, k
+                             WHERE s.environment_id = k.env_id AND s.instance = %(inst)s))
+            AS reset
     FROM h
 ),
 rd AS (
     INSERT INTO metering_usagereading (
         environment_id, series_id, source, instance, boot, observed_at, received_at,
         attributed_hour, api_calls, seats, tenants, counted_api_calls, duplicate, reset, late)
-    SELECT a.environment_id, a.id, %(source)s, %(instance)s, %(boot)s, %(observed_sent)s,
+    SELECT a.environment_id, a.id, %(source)s, %(inst)s, %(boot)s, %(sent)s,
         %(now)s, a.hour, %(value)s, %(seats)s, %(tenants)s, a.counted,
         a.duplicate, a.reset, a.late
     FROM a
@@ -238,7 +240,7 @@ ru AS (
     INSERT INTO metering_usagerollup AS r (
         environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
     SELECT a.environment_id, m.metric, a.hour, m.total, m.late_total, m.gauge, m.gauge,
-        %(observed)s, 1
+        %(obs)s, 1
     FROM a CROSS JOIN LATERAL (VALUES
         ('api_calls', a.counted, CASE WHEN a.late THEN a.counted ELSE 0 END, NULL::bigint),
         ('seats', 0, 0, %(seats)s::bigint),
@@ -259,7 +261,7 @@ ru AS (
 ),
 gu AS (
     INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
-    SELECT k.env_id, m.metric, m.value, %(observed)s
+    SELECT k.env_id, m.metric, m.value, %(obs)s
     FROM k, (VALUES ('seats', %(seats)s::bigint), ('tenants', %(tenants)s::bigint))
         AS m(metric, value)
     WHERE m.value IS NOT NULL
@@ -272,14 +274,14 @@ gu AS (
 touch AS (
     UPDATE accounts_apikey SET last_used_at = %(now)s
     WHERE id = (SELECT key_id FROM k)
-      AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
+      AND (last_used_at IS NULL OR last_used_at < %(touch)s)
     RETURNING 1
 )
 SELECT a.counted, a.duplicate, a.reset, a.late,
-    (SELECT count(*) FROM rd), (SELECT count(*) FROM ru),
-    (SELECT count(*) FROM gu), (SELECT count(*) FROM touch)
+    (SELECT count(*) FROM rd), (SELECT count(*) FROM ru)
 FROM a
 """
+_SINGLE = _compact(_SINGLE)
 
 
 def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
@@ -291,15 +293,15 @@ def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
 def _record_one_sql(plaintext: str, r: Reading, now: dt.datetime) -> Recorded | Refused:
     params = {
         **_key_params(plaintext, now),
-        "instance": r.instance,
+        "inst": r.instance,
         "boot": r.boot,
         "value": Int8(r.api_calls),
-        "observed": r.observed_at,
-        "observed_sent": r.observed_at if r.observed_sent else None,
+        "obs": r.observed_at,
+        "sent": r.observed_at if r.observed_sent else None,
         "seats": _i8(r.seats),
         "tenants": _i8(r.tenants),
         "source": ReadingSource.NATIVE.value,
-        "touch_before": now - LAST_USED_RESOLUTION,
+        "touch": now - LAST_USED_RESOLUTION,
     }
     with _cursor() as cursor:
         cursor.execute(_SINGLE, params)
@@ -330,6 +332,7 @@ SELECT k.key_id, k.env_id, k.closed_through, i.instance, h.generation, h.highest
     h.last_observed_at
 FROM k LEFT JOIN i ON true LEFT JOIN h ON h.instance = i.instance
 """
+_BATCH_HEADS = _compact(_BATCH_HEADS)
 
 _BATCH_SERIES = """
 INSERT INTO metering_usageseries AS s (
@@ -350,6 +353,7 @@ ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
 RETURNING s.instance, s.boot, s.generation, s.id, (s.xmax = 0) AS fresh,
     s.previous_highest, s.previous_observed_at
 """
+_BATCH_SERIES = _compact(_BATCH_SERIES)
 
 _BATCH_WRITE = """
 WITH rd AS (
@@ -407,6 +411,7 @@ touch AS (
 SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM ru), (SELECT count(*) FROM gu),
     (SELECT count(*) FROM touch)
 """
+_BATCH_WRITE = _compact(_BATCH_WRITE)
 
 
 def _record_batch_sql(

@@ -2,12 +2,13 @@
 
 Approximate by design (a window boundary can let up to twice the rate through): it stops
 a runaway loop or a leaked key from flooding the database, and never enforces a contract.
-On Redis the count costs one round trip (INCR and EXPIRE in one pipeline).
+On Redis the count costs one round trip (INCR; EXPIRE once per window).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -32,15 +33,29 @@ def throttle_retry_after(key_prefix: str, *, now: float | None = None) -> int | 
     return max(1, int((slot + 1) * window - now + 0.999))
 
 
+_clients: dict[int, Any] = {}
+
+
+def _redis_client(backend: RedisCache, key: str) -> Any:
+    # Django builds a new client (and its ~170 response callbacks) on every call; the
+    # client is thread-safe over its pool, so keep one per backend and process.
+    client = _clients.get(id(backend))
+    if client is None:
+        client = _clients[id(backend)] = backend._cache.get_client(key, write=True)
+    return client
+
+
 def _incr(name: str, window: int) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         key = backend.make_and_validate_key(name)
-        client = backend._cache.get_client(key, write=True)
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, window + 1, nx=True)
-        return int(pipe.execute()[0])
+        client = _redis_client(backend, key)
+        count = int(client.incr(key))
+        if count == 1:
+            # The key names its window, so should this expiry be lost, the key is merely
+            # never read again.
+            client.expire(key, window + 1)
+        return count
     if backend.add(name, 1, timeout=window + 1):
         return 1
     try:

@@ -458,3 +458,10 @@ def test_orm_path_batch_queries_do_not_grow_with_size(
     with django_assert_max_num_queries(24):
         response = post_usage(client, tenant.api_key, {"readings": readings}, batch=True)
     assert response.status_code == 202
+
+
+def test_hot_statements_stay_small_enough_for_psycopgs_parse_cache():
+    from metering import ingest
+
+    for sql in (ingest._SINGLE, ingest._BATCH_HEADS, ingest._BATCH_SERIES, ingest._BATCH_WRITE):
+        assert len(sql) <= 4096
