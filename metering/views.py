@@ -237,6 +237,8 @@ def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str)
     except DatabaseError:
         return _unavailable(wcp=True)
     noun = "seat" if metric == SEATS else "tenant"
+    if change.no_contract:
+        return _wcp_message(403, f"Cannot add a {noun}: this organization has no active contract.")
     if not change.ok:
         return _wcp_message(
             403,

@@ -465,3 +465,21 @@ def test_hot_statements_stay_small_enough_for_psycopgs_parse_cache():
 
     for sql in (ingest._SINGLE, ingest._BATCH_HEADS, ingest._BATCH_SERIES, ingest._BATCH_WRITE):
         assert len(sql) <= 4096
+
+
+def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatch):
+    from django.db import OperationalError
+
+    from metering import ingest
+
+    def fail(*args):
+        raise OperationalError("connection lost")
+
+    # Failure injection at the storage boundary: the real database cannot be made to fail
+    # on cue from inside a test transaction.
+    monkeypatch.setattr(ingest, "_record", fail)
+    response = post_usage(client, tenant.api_key, GOOD)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["code"] == "unavailable"
+    _assert_nothing_written()
