@@ -78,6 +78,11 @@ RETRIES = 3
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
+def _connection_lost() -> bool:
+    raw = connection.connection
+    return not connection.in_atomic_block and (raw is None or raw.closed)
+
+
 def fast_path_enabled() -> bool:
     return connection.vendor == "postgresql" and settings.INGEST_SQL_FAST_PATH
 
@@ -96,11 +101,21 @@ def record(
         try:
             return _record(plaintext, readings, now, single, source)
         except OperationalError as exc:
-            # Rows are locked in one order, so a deadlock needs an unusual mix of writers
-            # (new rows inserted while others are locked); the work was rolled back
-            # whole, so trying again is safe.
-            if attempt + 1 == RETRIES or not isinstance(exc.__cause__, _RETRYABLE):
+            if attempt + 1 == RETRIES:
                 raise
+            if isinstance(exc.__cause__, _RETRYABLE):
+                # Rows are locked in one order, so a deadlock needs an unusual mix of
+                # writers (new rows inserted while others are locked); the work was rolled
+                # back whole, so trying again is safe.
+                continue
+            if _connection_lost():
+                # The hot path skips Django's per-request health check (a round trip):
+                # a persistent connection the server dropped is replaced here instead.
+                # Even if the lost statement had committed, replaying a cumulative
+                # reading counts nothing twice.
+                connection.close()
+                continue
+            raise
     raise AssertionError("unreachable")
 
 
