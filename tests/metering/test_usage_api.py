@@ -461,9 +461,9 @@ def test_orm_path_batch_queries_do_not_grow_with_size(
 
 
 def test_hot_statements_stay_small_enough_for_psycopgs_parse_cache():
-    from metering import ingest
+    from metering.ingest import postgres
 
-    for sql in (ingest._SINGLE, ingest._BATCH_HEADS, ingest._BATCH_SERIES, ingest._BATCH_WRITE):
+    for sql in (postgres.SINGLE, postgres.BATCH_HEADS, postgres.BATCH_SERIES, postgres.BATCH_WRITE):
         assert len(sql) <= 4096
 
 

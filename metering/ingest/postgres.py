@@ -1,21 +1,9 @@
-"""The ingest hot path: authenticate a key and record readings, in as few round trips as
-the database allows.
+"""The PostgreSQL hot path: the statements and how they are run.
 
-On PostgreSQL a single reading is ONE statement (CTEs): it authenticates the key (prefix
-and SHA-256 digest compared in SQL, revocation, expiry and the environment's status
-checked), upserts the series returning what it counted, inserts the reading, upserts the
-hourly rollups and the gauges, and touches the key's `last_used_at` at most once a
-minute. Only when it returns no row does a second query name the refusal. A batch is a
-constant number of statements (arrays through `unnest`), whatever its size.
-
-Elsewhere (SQLite, the embedded mode) `metering.services.readings_record` does the same
-work through the ORM; both share the counting rules of `metering.counting`.
-
-Race safety, in one place: the series upsert (`ON CONFLICT ... DO UPDATE`, unique key
-`usage_series_unique`) sets `previous_highest = highest` from the locked row, so what a
-push counted is exact however many pushes race; rollups and gauges are upserts on their
-unique keys. Rows are locked in one order everywhere: series (by instance, boot,
-generation), rollups (by metric, hour), gauges (by metric), then the API key.
+A single reading is ONE statement; a batch is a constant number of statements (arrays
+through `unnest`). The statements are prepared once per connection with generic plans,
+so a request pays neither for parsing nor for planning. See `metering.ingest` for the
+locking order and race safety.
 """
 
 from __future__ import annotations
@@ -24,120 +12,19 @@ import datetime as dt
 import re
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import psycopg
-from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from psycopg.types.numeric import Int8
 
 from accounts import tokens
-from accounts.selectors import API_KEY_SHAPE, KeyCheck, KeyProblem, api_key_check
-from accounts.services import LAST_USED_RESOLUTION, api_key_touch
-from metering import counting, services
+from accounts.selectors import API_KEY_SHAPE
+from accounts.services import LAST_USED_RESOLUTION
+from metering import counting
 from metering.counting import Before, Outcome, Reading
 from metering.models import ReadingSource
 
 
-@dataclass(frozen=True)
-class Recorded:
-    outcomes: list[Outcome]
-
-
-@dataclass(frozen=True)
-class Refused:
-    problem: KeyProblem
-    message: str
-
-    @property
-    def status(self) -> int:
-        return 403 if self.problem is KeyProblem.ENVIRONMENT_DISABLED else 401
-
-
-def key_shape_problem(plaintext: str | None) -> Refused | None:
-    """Refusals that need no I/O: no key, or not a key's shape."""
-    if not plaintext:
-        return _refused(KeyCheck(None, KeyProblem.MISSING))
-    if API_KEY_SHAPE.match(plaintext) is None:
-        return _refused(KeyCheck(None, KeyProblem.MALFORMED))
-    return None
-
-
-def _refused(check: KeyCheck) -> Refused:
-    assert check.problem is not None
-    return Refused(check.problem, check.message)
-
-
-def key_refusal(plaintext: str, *, now: dt.datetime | None = None) -> Refused | None:
-    """The diagnostic query: why a key is refused, or None when it is fine."""
-    check = api_key_check(plaintext, at=now)
-    return None if check.ok else _refused(check)
-
-
-RETRIES = 3
-_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-
-
-def _connection_lost() -> bool:
-    raw = connection.connection
-    return not connection.in_atomic_block and (raw is None or raw.closed)
-
-
-def fast_path_enabled() -> bool:
-    return connection.vendor == "postgresql" and settings.INGEST_SQL_FAST_PATH
-
-
-def record(
-    *,
-    plaintext: str,
-    readings: Sequence[Reading],
-    now: dt.datetime,
-    single: bool = False,
-    source: str = ReadingSource.NATIVE,
-) -> Recorded | Refused:
-    """Authenticate `plaintext` and record `readings` (already validated) for its
-    environment. Nothing is written when the key is refused."""
-    for attempt in range(RETRIES):
-        try:
-            return _record(plaintext, readings, now, single, source)
-        except OperationalError as exc:
-            if attempt + 1 == RETRIES:
-                raise
-            if isinstance(exc.__cause__, _RETRYABLE):
-                # Rows are locked in one order, so a deadlock needs an unusual mix of
-                # writers (new rows inserted while others are locked); the work was rolled
-                # back whole, so trying again is safe.
-                continue
-            if _connection_lost():
-                # The hot path skips Django's per-request health check (a round trip):
-                # a persistent connection the server dropped is replaced here instead.
-                # Even if the lost statement had committed, replaying a cumulative
-                # reading counts nothing twice.
-                connection.close()
-                continue
-            raise
-    raise AssertionError("unreachable")
-
-
-def _record(
-    plaintext: str, readings: Sequence[Reading], now: dt.datetime, single: bool, source: str
-) -> Recorded | Refused:
-    if fast_path_enabled():
-        if single and len(readings) == 1 and source == ReadingSource.NATIVE:
-            return _record_one_sql(plaintext, readings[0], now)
-        return _record_batch_sql(plaintext, readings, now, source)
-    check = api_key_check(plaintext, at=now)
-    if not check.ok:
-        return _refused(check)
-    assert check.api_key is not None
-    result = services.readings_record(
-        environment=check.api_key.environment, readings=readings, now=now, source=source
-    )
-    api_key_touch(api_key=check.api_key, at=now)
-    return Recorded(result)
-
-
-# --- PostgreSQL ---------------------------------------------------------------------------
 class _PreparedCursor(psycopg.Cursor):
     """Server-side binding, prepared once per connection: the hot statements are planned
     once instead of on every request (Django turns automatic preparation off)."""
@@ -194,7 +81,7 @@ _AUTH = """
 
 # The attribution hour of counted calls (rule 4): observed_at, never before the series'
 # previous reading, moved to the first open hour when the organization's period is closed.
-_SINGLE = f"""
+SINGLE = f"""
 WITH k AS ({_AUTH}),
 head AS (
     SELECT s.generation, s.highest, s.last_observed_at
@@ -296,7 +183,7 @@ SELECT a.counted, a.duplicate, a.reset, a.late,
     (SELECT count(*) FROM rd), (SELECT count(*) FROM ru)
 FROM a
 """
-_SINGLE = _compact(_SINGLE)
+SINGLE = _compact(SINGLE)
 
 
 def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
@@ -305,7 +192,8 @@ def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
     return {"prefix": match.group(1), "digest": tokens.digest(plaintext), "now": now}
 
 
-def _record_one_sql(plaintext: str, r: Reading, now: dt.datetime) -> Recorded | Refused:
+def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
+    """Record one reading in one statement; None when the key is not usable."""
     params = {
         **_key_params(plaintext, now),
         "inst": r.instance,
@@ -319,18 +207,16 @@ def _record_one_sql(plaintext: str, r: Reading, now: dt.datetime) -> Recorded | 
         "touch": now - LAST_USED_RESOLUTION,
     }
     with _cursor() as cursor:
-        cursor.execute(_SINGLE, params)
+        cursor.execute(SINGLE, params)
         row = cursor.fetchone()
     if row is None:
-        return key_refusal(plaintext, now=now) or Refused(
-            KeyProblem.UNKNOWN, "The API key is not valid."
-        )
+        return None
     counted, duplicate, reset, late = row[:4]
     hour = counting.floor_hour(r.observed_at)  # not returned: the response does not need it
-    return Recorded([Outcome(counted, hour, duplicate, reset, late)])
+    return Outcome(counted, hour, duplicate, reset, late)
 
 
-_BATCH_HEADS = f"""
+BATCH_HEADS = f"""
 WITH k AS ({_AUTH}),
 i AS (
     SELECT DISTINCT s.instance FROM metering_usageseries s, k
@@ -347,9 +233,9 @@ SELECT k.key_id, k.env_id, k.closed_through, i.instance, h.generation, h.highest
     h.last_observed_at
 FROM k LEFT JOIN i ON true LEFT JOIN h ON h.instance = i.instance
 """
-_BATCH_HEADS = _compact(_BATCH_HEADS)
+BATCH_HEADS = _compact(BATCH_HEADS)
 
-_BATCH_SERIES = """
+BATCH_SERIES = """
 INSERT INTO metering_usageseries AS s (
     environment_id, instance, boot, generation, highest, last_observed_at,
     previous_highest, previous_observed_at, first_received_at, last_received_at)
@@ -368,9 +254,9 @@ ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
 RETURNING s.instance, s.boot, s.generation, s.id, (s.xmax = 0) AS fresh,
     s.previous_highest, s.previous_observed_at
 """
-_BATCH_SERIES = _compact(_BATCH_SERIES)
+BATCH_SERIES = _compact(BATCH_SERIES)
 
-_BATCH_WRITE = """
+BATCH_WRITE = """
 WITH rd AS (
     INSERT INTO metering_usagereading (
         environment_id, series_id, source, instance, boot, observed_at, received_at,
@@ -426,20 +312,20 @@ touch AS (
 SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM ru), (SELECT count(*) FROM gu),
     (SELECT count(*) FROM touch)
 """
-_BATCH_WRITE = _compact(_BATCH_WRITE)
+BATCH_WRITE = _compact(BATCH_WRITE)
 
 
-def _record_batch_sql(
+def record_batch(
     plaintext: str, readings: Sequence[Reading], now: dt.datetime, source: str
-) -> Recorded | Refused:
+) -> list[Outcome] | None:
+    """Record a batch in a constant number of statements; None when the key is not
+    usable."""
     instances = sorted({r.instance for r in readings})
     with _cursor() as cursor:
-        cursor.execute(_BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
+        cursor.execute(BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
         rows = cursor.fetchall()
     if not rows:
-        return key_refusal(plaintext, now=now) or Refused(
-            KeyProblem.UNKNOWN, "The API key is not valid."
-        )
+        return None
     key_id, env_id, closed_through = rows[0][:3]
     known = {row[3] for row in rows if row[3] is not None}
     heads = {
@@ -450,7 +336,7 @@ def _record_batch_sql(
     ordered = sorted(bounds)
     with transaction.atomic(), _cursor() as cursor:
         cursor.execute(
-            _BATCH_SERIES,
+            BATCH_SERIES,
             {
                 "env": env_id,
                 "now": now,
@@ -474,7 +360,7 @@ def _record_batch_sql(
         rollup_keys = sorted(deltas)
         gauges = counting.latest_gauges(readings)
         cursor.execute(
-            _BATCH_WRITE,
+            BATCH_WRITE,
             {
                 "env": env_id,
                 "key": key_id,
@@ -506,4 +392,4 @@ def _record_batch_sql(
                 "g_observed": [gauges[m][1] for m in sorted(gauges)],
             },
         )
-    return Recorded(results)
+    return results
