@@ -179,7 +179,7 @@ touch AS (
       AND (last_used_at IS NULL OR last_used_at < %(touch)s)
     RETURNING 1
 )
-SELECT a.counted, a.duplicate, a.reset, a.late,
+SELECT a.counted, a.duplicate, a.reset, a.late, a.hour,
     (SELECT count(*) FROM rd), (SELECT count(*) FROM ru)
 FROM a
 """
@@ -211,8 +211,7 @@ def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    counted, duplicate, reset, late = row[:4]
-    hour = counting.floor_hour(r.observed_at)  # not returned: the response does not need it
+    counted, duplicate, reset, late, hour = row[:5]
     return Outcome(counted, hour, duplicate, reset, late)
 
 

@@ -483,3 +483,17 @@ def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatc
     assert response["Retry-After"] == "5"
     assert response.json()["code"] == "unavailable"
     _assert_nothing_written()
+
+
+# Transactional, as in production: the failing statement runs in autocommit.
+@pytest.mark.django_db(transaction=True)
+def test_counts_whose_sum_overflows_are_refused_whole(client, tenant, ingest_path):
+    big = 2**63 - 1
+    assert (
+        post_usage(client, tenant.api_key, {"instance": "a", "api_calls": big}).status_code == 202
+    )
+    response = post_usage(client, tenant.api_key, {"instance": "b", "api_calls": big})
+    assert response.status_code == 400
+    assert response.json()["code"] == "out_of_range"
+    assert UsageReading.objects.count() == 1
+    assert UsageRollup.objects.get(metric="api_calls").total == big

@@ -274,3 +274,14 @@ def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatc
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert set(response.json()) == {"message"}
+
+
+def test_wcp_endpoints_share_the_abuse_throttle(client, tenant, settings):
+    settings.USAGE_THROTTLE_REQUESTS = 1
+    assert _gauge_post(client, tenant, "seats", "increment").status_code == 200
+    response = _gauge_post(client, tenant, "seats", "increment")
+    assert response.status_code == 429
+    assert set(response.json()) == {"message"}
+    assert int(response["Retry-After"]) >= 1
+    assert _telemetry(client, tenant.api_key, _logs(timezone.now())).status_code == 429
+    assert _gauge(tenant, "seats") == 1
