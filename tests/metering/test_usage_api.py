@@ -433,6 +433,18 @@ def test_single_reading_costs_one_query_on_postgres(
     assert response.status_code == 202
 
 
+def test_single_reading_on_the_orm_path_costs_a_fixed_number_of_queries(
+    client, tenant, django_assert_num_queries, settings
+):
+    settings.INGEST_SQL_FAST_PATH = False
+    post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
+    # key; closed-through; instances and heads; series insert, lock, update; reading;
+    # rollups insert, lock, update; gauge insert, update; and the savepoint pair.
+    with django_assert_num_queries(15):
+        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5, "seats": 2})
+    assert response.status_code == 202
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("size", [1, 50, 1000])
 def test_batch_costs_a_constant_number_of_queries_on_postgres(
