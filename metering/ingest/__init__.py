@@ -8,8 +8,9 @@ hourly rollups and the gauges, and touches the key's `last_used_at` at most once
 minute. Only when it returns no row does a second query name the refusal. A batch is a
 constant number of statements (arrays through `unnest`), whatever its size.
 
-The SQL lives in `metering.ingest.postgres`. Elsewhere (SQLite, the embedded mode) `metering.services.readings_record` does the same
-work through the ORM; both share the counting rules of `metering.counting`.
+The SQL lives in `metering.ingest.postgres`. Elsewhere (SQLite, the embedded mode)
+`metering.services.readings_record` does the same work through the ORM; both share the
+counting rules of `metering.counting`.
 
 Race safety, in one place: the series upsert (`ON CONFLICT ... DO UPDATE`, unique key
 `usage_series_unique`) sets `previous_highest = highest` from the locked row, so what a
