@@ -33,13 +33,14 @@ class _PreparedCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-_GENERIC_PLANS: weakref.WeakSet = weakref.WeakSet()
+_CURSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _cursor():
     connection.ensure_connection()
     raw_connection = connection.connection
-    if raw_connection not in _GENERIC_PLANS:
+    raw = _CURSORS.get(raw_connection)
+    if raw is None or raw.closed:
         # Plan the prepared hot statements once: a custom plan per execution costs more
         # than running them. Only our prepared statements are affected (Django binds
         # parameters client-side, so its queries are never prepared).
@@ -47,8 +48,8 @@ def _cursor():
         # Django sets the threshold to None (never prepare) for the sake of poolers in
         # transaction mode; its own cursors bind client-side and never prepare anyway.
         raw_connection.prepare_threshold = 0
-        _GENERIC_PLANS.add(raw_connection)
-    raw = _PreparedCursor(raw_connection)
+        # One cursor per connection (a connection belongs to one thread), reused.
+        raw = _CURSORS[raw_connection] = _PreparedCursor(raw_connection)
     # Django's wrapper, so errors map to django.db errors and tests can count queries.
     return (
         connection.make_debug_cursor(raw)
@@ -206,9 +207,9 @@ def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
         "source": ReadingSource.NATIVE.value,
         "touch": now - LAST_USED_RESOLUTION,
     }
-    with _cursor() as cursor:
-        cursor.execute(SINGLE, params)
-        row = cursor.fetchone()
+    cursor = _cursor()  # kept open: it is reused (see _cursor)
+    cursor.execute(SINGLE, params)
+    row = cursor.fetchone()
     if row is None:
         return None
     counted, duplicate, reset, late, hour = row[:5]
@@ -320,9 +321,9 @@ def record_batch(
     """Record a batch in a constant number of statements; None when the key is not
     usable."""
     instances = sorted({r.instance for r in readings})
-    with _cursor() as cursor:
-        cursor.execute(BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
-        rows = cursor.fetchall()
+    cursor = _cursor()
+    cursor.execute(BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
+    rows = cursor.fetchall()
     if not rows:
         return None
     key_id, env_id, closed_through = rows[0][:3]
@@ -333,7 +334,7 @@ def record_batch(
     keys = counting.choose_series(readings, heads)
     bounds = counting.series_bounds(readings, keys)
     ordered = sorted(bounds)
-    with transaction.atomic(), _cursor() as cursor:
+    with transaction.atomic():
         cursor.execute(
             BATCH_SERIES,
             {
