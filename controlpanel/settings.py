@@ -277,3 +277,13 @@ LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
 SPECTACULAR_SETTINGS.setdefault(
     "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
 ).append("accounts.licensing.openapi.license_paths")
+# --- ingest ---
+# Per-key abuse protection of the usage endpoints (429 + Retry-After): at most
+# USAGE_THROTTLE_REQUESTS requests per key per window; 0 turns it off. Never a contract check.
+USAGE_THROTTLE_REQUESTS = env.int("USAGE_THROTTLE_REQUESTS", default=120000)
+USAGE_THROTTLE_WINDOW_SECONDS = env.int("USAGE_THROTTLE_WINDOW_SECONDS", default=60)
+# PostgreSQL: record readings with the single-statement SQL path (else the ORM path).
+INGEST_SQL_FAST_PATH = env.bool("INGEST_SQL_FAST_PATH", default=True)
+SPECTACULAR_SETTINGS.setdefault(
+    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
+).append("metering.openapi.ingest_paths")

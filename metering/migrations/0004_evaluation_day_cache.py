@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('metering', '0002_compliance'),
+        ('metering', '0003_compliance'),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('metering', '0001_usage_storage'),
+        ('metering', '0002_series_previous_state'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
