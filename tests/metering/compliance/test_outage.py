@@ -1,7 +1,6 @@
 """Usage pushed over HTTP to the ingest endpoint, through a real worker and beat: one flag
 and one message per recipient; and ingest keeps accepting readings while Redis (broker and
-cache) is down, the jobs catching up when it is back. Skipped where the ingest endpoint
-(`/api/v1/usage`) is not installed."""
+cache) is down, the jobs catching up when it is back."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import datetime as dt
 
 import httpx
 import pytest
-from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from metering.compliance.models import OverageFlag
@@ -25,17 +23,7 @@ from tests.metering.compliance.test_worker import (
 )
 from tests.processes import celery_process, process_env, wait_until
 
-
-def _ingest_installed() -> bool:
-    try:
-        resolve("/api/v1/usage")
-    except Resolver404:
-        return False
-    return True
-
-
 pytestmark = [
-    pytest.mark.skipif(not _ingest_installed(), reason="needs the ingest endpoint /api/v1/usage"),
     pytest.mark.slow,
     pytest.mark.redis,
     pytest.mark.postgres,

@@ -1,7 +1,6 @@
 """Compliance jobs on usage written by the real ingest path: a late reading for a
 finished day reaches the evaluation; retention drops old raw readings, keeps rollups, and
-`recompute_usage --check` stays clean. Skipped where the ingest endpoint
-(`/api/v1/usage`) is not installed."""
+`recompute_usage --check` stays clean."""
 
 from __future__ import annotations
 
@@ -11,23 +10,12 @@ import io
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.urls import Resolver404, resolve
 
 from metering.compliance import evaluation, retention
 from metering.models import UsageReading, UsageRollup
 from tests.conftest import make_tenant
 
-
-def _ingest_installed() -> bool:
-    try:
-        resolve("/api/v1/usage")
-    except Resolver404:
-        return False
-    return True
-
-
 pytestmark = [
-    pytest.mark.skipif(not _ingest_installed(), reason="needs the ingest endpoint /api/v1/usage"),
     pytest.mark.django_db,
 ]
 
