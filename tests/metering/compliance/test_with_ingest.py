@@ -11,8 +11,9 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from metering.compliance import evaluation, retention
-from metering.models import UsageReading, UsageRollup
+from metering.compliance import evaluation, periods, retention
+from metering.compliance.models import TrueUp
+from metering.models import UsageClosedThrough, UsageReading, UsageRollup
 from tests.conftest import make_tenant
 
 pytestmark = [
@@ -73,3 +74,33 @@ def test_retention_keeps_rollups_and_recompute_check_stays_clean(client, setting
     assert UsageReading.objects.count() == 3
     assert sorted(UsageRollup.objects.values_list("metric", "hour", "total", "peak")) == rollups
     assert "Rollups match the raw readings." in out.getvalue()
+
+
+def test_after_a_close_late_calls_go_to_the_next_period_and_the_true_up_stands(client):
+    period_end = dt.datetime(2026, 12, 15, tzinfo=dt.UTC)
+    with time_machine.travel(period_end - dt.timedelta(hours=2), tick=False):
+        t = make_tenant(
+            "acme",
+            starts_on=dt.date(2026, 1, 15),
+            ends_on=dt.date(2027, 1, 15),
+            api_calls_per_period=1000,
+        )
+        UsageClosedThrough.objects.create(
+            organization=t.organization, closed_through=dt.datetime(2026, 11, 15, tzinfo=dt.UTC)
+        )
+        assert push(client, t.api_key, 900, 1).status_code == 202
+    with time_machine.travel(period_end + dt.timedelta(hours=1), tick=False):
+        assert periods.close_periods().details["periods_closed"] == 1
+        # A reading observed in the closed period arrives after the close.
+        late = {"boot": "b0", "observed_at": "2026-12-14T23:30:00Z"}
+        response = push(client, t.api_key, 200, 1, **late)
+        assert (response.status_code, response.json()["late"]) == (202, True)
+        assert periods.close_periods().details == {"periods_closed": 0, "true_ups_created": 0}
+        report = evaluation.evaluate()
+    true_up = TrueUp.objects.get(metric="api_calls")
+    assert (true_up.usage, true_up.overage) == (900, 0)
+    # The 200 late calls count in the open period (Dec 15 ..), below its 80 % warning.
+    assert report.raised == []
+    assert (
+        UsageRollup.objects.filter(hour__gte=period_end).values_list("total", flat=True)[0] == 200
+    )
