@@ -90,3 +90,12 @@ def refresh(*, earliest: dt.date, today: dt.date, at: dt.datetime) -> dict[str, 
     cursor.readings_seen_through = at
     cursor.save(update_fields=["readings_seen_through"])
     return {"days_built": len(missing), "late_environments": len(dirty_envs)}
+
+
+def reset() -> dict[str, int]:
+    """Forget the cache; the next evaluation rebuilds it from the rollups. Needed after
+    rollups change without new readings (`recompute_usage` repairs)."""
+    deleted, _ = UsageDay.objects.all().delete()
+    UsageDayBuilt.objects.all().delete()
+    EvaluationCursor.objects.all().delete()
+    return {"cached_rows_deleted": deleted}

@@ -16,6 +16,7 @@ from controlpanel.celery import app
 from controlpanel.schedule import beat_schedule
 from metering import tasks as _tasks  # noqa: F401  (registers the tasks)
 from metering.compliance.models import OverageFlag
+from metering.models import UsageRollup
 from tests.conftest import make_tenant
 from tests.metering.compliance.usage import add_calls, set_gauge
 
@@ -108,3 +109,27 @@ def test_every_compliance_job_is_scheduled_with_an_expiry_of_1_5x(settings):
         assert entry["task"] in app.tasks
         assert app.tasks[entry["task"]].acks_late is True
     assert compliance["compliance-evaluate"]["schedule"] == 120.0
+
+
+@pytest.mark.django_db
+def test_reset_day_cache_makes_the_next_evaluation_rebuild_it():
+    from metering.compliance.models import UsageDay
+
+    with time_machine.travel(NOW, tick=False):
+        t = make_tenant(
+            "acme",
+            starts_on=dt.date(2026, 1, 15),
+            ends_on=dt.date(2027, 1, 15),
+            api_calls_per_period=1000,
+        )
+        add_calls(t.production, NOW - dt.timedelta(days=2), 500)
+        run("evaluate")
+    with time_machine.travel(NOW + dt.timedelta(hours=1), tick=False):
+        run("evaluate")
+        # A repair changes a finished day's rollup without a new reading.
+        UsageRollup.objects.filter(environment=t.production).update(total=900)
+        assert json.loads(run("evaluate", "--json"))["raised"] == []  # the cache says 500
+        assert json.loads(run("reset-day-cache", "--json"))["cached_rows_deleted"] == 1
+        out = json.loads(run("evaluate", "--json"))
+    assert [(r["level"], r["value"]) for r in out["raised"]] == [("warning", 900)]
+    assert UsageDay.objects.get().total == 900
