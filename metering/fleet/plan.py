@@ -105,6 +105,9 @@ class FleetSpec:
     late_rate: float = 0.05  # readings delivered after later ones
     gauge_rate: float = 0.2  # readings that carry seats and tenants
     idle_rate: float = 0.2  # intervals with no calls (a heartbeat)
+    rates: tuple[int, ...] = (0, 3, 20, 60, 200, 1000, 5000)  # mean calls per interval
+    seats_range: tuple[int, int] = (1, 40)
+    tenants_range: tuple[int, int] = (1, 8)
 
     def __post_init__(self) -> None:
         if self.environments < 1 or self.instances < 1 or self.minutes < 1 or self.lanes < 1:
@@ -244,14 +247,16 @@ def build_plan(spec: FleetSpec) -> Plan:
     rng = random.Random(spec.seed)
     steps = spec.minutes
     start = spec.end - dt.timedelta(seconds=spec.interval_seconds * steps)
-    seats = {e: _gauge_timeline(rng, steps, 1, 40) for e in range(spec.environments)}
-    tenants = {e: _gauge_timeline(rng, steps, 1, 8) for e in range(spec.environments)}
+    seats = {e: _gauge_timeline(rng, steps, *spec.seats_range) for e in range(spec.environments)}
+    tenants = {
+        e: _gauge_timeline(rng, steps, *spec.tenants_range) for e in range(spec.environments)
+    }
 
     instances: list[_Instance] = []
     for env in range(spec.environments):
         for n in range(spec.instances):
             uses_boot = rng.random() >= spec.no_boot_share
-            rate = rng.choice((0, 3, 20, 60, 200, 1000, 5000))
+            rate = rng.choice(spec.rates)
             inst = _Instance(
                 env=env,
                 name=f"sim-{spec.run_id}-e{env}-i{n}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -54,6 +55,13 @@ def _decode(raw: bytes) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
+class _NoDelayConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        # Small request, small answer: do not let Nagle hold either side back.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class HttpTransport:
     """One keep-alive connection per calling thread."""
 
@@ -89,13 +97,22 @@ class HttpTransport:
         if body is not None:
             headers["Content-Type"] = "application/json"
         conn = self._connection()
-        try:
-            conn.request(method, self.prefix + path, body=body, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except (http.client.HTTPException, OSError):
-            conn.close()  # the next request reconnects
-            raise
+        for attempt in (1, 2):
+            reused = conn.sock is not None
+            try:
+                conn.request(method, self.prefix + path, body=body, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                # The server closed an idle keep-alive connection just as we reused it:
+                # send again on a fresh connection, once (readings are idempotent).
+                if not reused or attempt == 2:
+                    raise
+            except (http.client.HTTPException, OSError):
+                conn.close()  # the next request reconnects
+                raise
         if resp.getheader("connection", "").lower() == "close":
             conn.close()
         return Response(
