@@ -226,3 +226,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- ingest ---
+# Per-key abuse protection of the usage endpoints (429 + Retry-After): at most
+# USAGE_THROTTLE_REQUESTS requests per key per window; 0 turns it off. Never a contract check.
+USAGE_THROTTLE_REQUESTS = env.int("USAGE_THROTTLE_REQUESTS", default=120000)
+USAGE_THROTTLE_WINDOW_SECONDS = env.int("USAGE_THROTTLE_WINDOW_SECONDS", default=60)
+# PostgreSQL: record readings with the single-statement SQL path (else the ORM path).
+INGEST_SQL_FAST_PATH = env.bool("INGEST_SQL_FAST_PATH", default=True)
+SPECTACULAR_SETTINGS.setdefault(
+    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
+).append("metering.openapi.ingest_paths")

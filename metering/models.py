@@ -48,6 +48,11 @@ class UsageSeries(models.Model):
     highest = models.BigIntegerField(default=0)
     # The latest `observed_at` seen: a lower value observed later is a restart (no boot).
     last_observed_at = models.DateTimeField()
+    # `highest` and `last_observed_at` as they were before the latest upsert. The upsert
+    # sets them from the locked row (`SET previous_highest = highest, ...`), so what a
+    # push counted is `highest - previous_highest`, exact even when pushes race.
+    previous_highest = models.BigIntegerField(default=0)
+    previous_observed_at = models.DateTimeField(null=True, blank=True)
     first_received_at = models.DateTimeField(default=timezone.now)
     last_received_at = models.DateTimeField(default=timezone.now)
 

@@ -1,0 +1,489 @@
+"""The ingest hot path: authenticate a key and record readings, in as few round trips as
+the database allows.
+
+On PostgreSQL a single reading is ONE statement (CTEs): it authenticates the key (prefix
+and SHA-256 digest compared in SQL, revocation, expiry and the environment's status
+checked), upserts the series returning what it counted, inserts the reading, upserts the
+hourly rollups and the gauges, and touches the key's `last_used_at` at most once a
+minute. Only when it returns no row does a second query name the refusal. A batch is a
+constant number of statements (arrays through `unnest`), whatever its size.
+
+Elsewhere (SQLite, the embedded mode) `metering.services.readings_record` does the same
+work through the ORM; both share the counting rules of `metering.counting`.
+
+Race safety, in one place: the series upsert (`ON CONFLICT ... DO UPDATE`, unique key
+`usage_series_unique`) sets `previous_highest = highest` from the locked row, so what a
+push counted is exact however many pushes race; rollups and gauges are upserts on their
+unique keys. Rows are locked in one order everywhere: series (by instance, boot,
+generation), rollups (by metric, hour), gauges (by metric), then the API key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from psycopg.types.numeric import Int8
+
+from accounts import tokens
+from accounts.selectors import API_KEY_SHAPE, KeyCheck, KeyProblem, api_key_check
+from accounts.services import LAST_USED_RESOLUTION, api_key_touch
+from metering import counting, services
+from metering.counting import Before, Outcome, Reading
+from metering.models import ReadingSource
+
+
+@dataclass(frozen=True)
+class Recorded:
+    outcomes: list[Outcome]
+
+
+@dataclass(frozen=True)
+class Refused:
+    problem: KeyProblem
+    message: str
+
+    @property
+    def status(self) -> int:
+        return 403 if self.problem is KeyProblem.ENVIRONMENT_DISABLED else 401
+
+
+def key_shape_problem(plaintext: str | None) -> Refused | None:
+    """Refusals that need no I/O: no key, or not a key's shape."""
+    if not plaintext:
+        return _refused(KeyCheck(None, KeyProblem.MISSING))
+    if API_KEY_SHAPE.match(plaintext) is None:
+        return _refused(KeyCheck(None, KeyProblem.MALFORMED))
+    return None
+
+
+def _refused(check: KeyCheck) -> Refused:
+    assert check.problem is not None
+    return Refused(check.problem, check.message)
+
+
+def key_refusal(plaintext: str, *, now: dt.datetime | None = None) -> Refused | None:
+    """The diagnostic query: why a key is refused, or None when it is fine."""
+    check = api_key_check(plaintext, at=now)
+    return None if check.ok else _refused(check)
+
+
+RETRIES = 3
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+def fast_path_enabled() -> bool:
+    return connection.vendor == "postgresql" and settings.INGEST_SQL_FAST_PATH
+
+
+def record(
+    *,
+    plaintext: str,
+    readings: Sequence[Reading],
+    now: dt.datetime,
+    single: bool = False,
+    source: str = ReadingSource.NATIVE,
+) -> Recorded | Refused:
+    """Authenticate `plaintext` and record `readings` (already validated) for its
+    environment. Nothing is written when the key is refused."""
+    for attempt in range(RETRIES):
+        try:
+            return _record(plaintext, readings, now, single, source)
+        except OperationalError as exc:
+            # Rows are locked in one order, so a deadlock needs an unusual mix of writers
+            # (new rows inserted while others are locked); the work was rolled back
+            # whole, so trying again is safe.
+            if attempt + 1 == RETRIES or not isinstance(exc.__cause__, _RETRYABLE):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record(
+    plaintext: str, readings: Sequence[Reading], now: dt.datetime, single: bool, source: str
+) -> Recorded | Refused:
+    if fast_path_enabled():
+        if single and len(readings) == 1 and source == ReadingSource.NATIVE:
+            return _record_one_sql(plaintext, readings[0], now)
+        return _record_batch_sql(plaintext, readings, now, source)
+    check = api_key_check(plaintext, at=now)
+    if not check.ok:
+        return _refused(check)
+    assert check.api_key is not None
+    result = services.readings_record(
+        environment=check.api_key.environment, readings=readings, now=now, source=source
+    )
+    api_key_touch(api_key=check.api_key, at=now)
+    return Recorded(result)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+class _PreparedCursor(psycopg.Cursor):
+    """Server-side binding, prepared once per connection: the hot statements are planned
+    once instead of on every request (Django turns automatic preparation off)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[override]
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+_GENERIC_PLANS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _cursor():
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    if raw_connection not in _GENERIC_PLANS:
+        # Plan the prepared hot statements once: a custom plan per execution costs more
+        # than running them. Only our prepared statements are affected (Django binds
+        # parameters client-side, so its queries are never prepared).
+        raw_connection.execute("SET plan_cache_mode = force_generic_plan")
+        # Django sets the threshold to None (never prepare) for the sake of poolers in
+        # transaction mode; its own cursors bind client-side and never prepare anyway.
+        raw_connection.prepare_threshold = 0
+        _GENERIC_PLANS.add(raw_connection)
+    raw = _PreparedCursor(raw_connection)
+    # Django's wrapper, so errors map to django.db errors and tests can count queries.
+    return (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+
+
+def _i8(value: int | None) -> Int8 | None:
+    return None if value is None else Int8(value)
+
+
+_AUTH = """
+    SELECT ak.id AS key_id, e.id AS env_id, ct.closed_through
+    FROM accounts_apikey ak
+    JOIN accounts_environment e ON e.id = ak.environment_id
+    JOIN accounts_project p ON p.id = e.project_id
+    LEFT JOIN metering_usageclosedthrough ct ON ct.organization_id = p.organization_id
+    WHERE ak.prefix = %(prefix)s AND ak.digest = %(digest)s
+      AND (ak.revoked_at IS NULL OR ak.revoked_at > %(now)s)
+      AND (ak.expires_at IS NULL OR ak.expires_at > %(now)s)
+      AND e.status = 'enabled'
+"""
+
+# The attribution hour of counted calls (rule 4): observed_at, never before the series'
+# previous reading, moved to the first open hour when the organization's period is closed.
+_SINGLE = f"""
+WITH k AS ({_AUTH}),
+head AS (
+    SELECT s.generation, s.highest, s.last_observed_at
+    FROM metering_usageseries s, k
+    WHERE %(boot)s = '' AND s.environment_id = k.env_id
+      AND s.instance = %(instance)s AND s.boot = ''
+    ORDER BY s.generation DESC LIMIT 1
+),
+known AS (
+    SELECT EXISTS (
+        SELECT 1 FROM metering_usageseries s, k
+        WHERE s.environment_id = k.env_id AND s.instance = %(instance)s
+    ) AS known
+),
+up AS (
+    INSERT INTO metering_usageseries AS s (
+        environment_id, instance, boot, generation, highest, last_observed_at,
+        previous_highest, previous_observed_at, first_received_at, last_received_at)
+    SELECT k.env_id, %(instance)s, %(boot)s,
+        COALESCE((SELECT CASE WHEN %(value)s < head.highest
+                               AND %(observed)s > head.last_observed_at
+                          THEN head.generation + 1 ELSE head.generation END FROM head), 0),
+        %(value)s, %(observed)s, 0, NULL, %(now)s, %(now)s
+    FROM k
+    ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
+        previous_highest = s.highest,
+        previous_observed_at = s.last_observed_at,
+        highest = GREATEST(s.highest, EXCLUDED.highest),
+        last_observed_at = GREATEST(s.last_observed_at, EXCLUDED.last_observed_at),
+        last_received_at = EXCLUDED.last_received_at
+    RETURNING s.id, s.environment_id, (s.xmax = 0) AS fresh,
+        s.highest - s.previous_highest AS counted, s.previous_observed_at
+),
+h AS (
+    SELECT up.*, k.closed_through,
+        date_trunc('hour', CASE WHEN up.counted = 0 OR up.previous_observed_at IS NULL
+                                THEN %(observed)s
+                                ELSE GREATEST(%(observed)s, up.previous_observed_at) END,
+                   'UTC') AS hour0
+    FROM up, k
+),
+a AS (
+    SELECT h.*, (h.closed_through IS NOT NULL AND h.hour0 < h.closed_through) AS late,
+        CASE WHEN h.closed_through IS NULL OR h.hour0 >= h.closed_through THEN h.hour0
+             WHEN date_trunc('hour', h.closed_through, 'UTC') = h.closed_through
+             THEN h.closed_through
+             ELSE date_trunc('hour', h.closed_through, 'UTC') + interval '1 hour' END AS hour,
+        (h.counted = 0 AND NOT h.fresh) AS duplicate,
+        (h.fresh AND (SELECT known FROM known)) AS reset
+    FROM h
+),
+rd AS (
+    INSERT INTO metering_usagereading (
+        environment_id, series_id, source, instance, boot, observed_at, received_at,
+        attributed_hour, api_calls, seats, tenants, counted_api_calls, duplicate, reset, late)
+    SELECT a.environment_id, a.id, %(source)s, %(instance)s, %(boot)s, %(observed_sent)s,
+        %(now)s, a.hour, %(value)s, %(seats)s, %(tenants)s, a.counted,
+        a.duplicate, a.reset, a.late
+    FROM a
+    RETURNING 1
+),
+ru AS (
+    INSERT INTO metering_usagerollup AS r (
+        environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
+    SELECT a.environment_id, m.metric, a.hour, m.total, m.late_total, m.gauge, m.gauge,
+        %(observed)s, 1
+    FROM a CROSS JOIN LATERAL (VALUES
+        ('api_calls', a.counted, CASE WHEN a.late THEN a.counted ELSE 0 END, NULL::bigint),
+        ('seats', 0, 0, %(seats)s::bigint),
+        ('tenants', 0, 0, %(tenants)s::bigint)
+    ) AS m(metric, total, late_total, gauge)
+    WHERE m.metric = 'api_calls' OR m.gauge IS NOT NULL
+    ORDER BY m.metric
+    ON CONFLICT (environment_id, metric, hour) DO UPDATE SET
+        total = r.total + EXCLUDED.total,
+        late_total = r.late_total + EXCLUDED.late_total,
+        peak = GREATEST(r.peak, EXCLUDED.peak),
+        last = CASE WHEN r.last_observed_at IS NULL
+                      OR EXCLUDED.last_observed_at >= r.last_observed_at
+                    THEN COALESCE(EXCLUDED.last, r.last) ELSE r.last END,
+        last_observed_at = GREATEST(r.last_observed_at, EXCLUDED.last_observed_at),
+        readings = r.readings + EXCLUDED.readings
+    RETURNING 1
+),
+gu AS (
+    INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
+    SELECT k.env_id, m.metric, m.value, %(observed)s
+    FROM k, (VALUES ('seats', %(seats)s::bigint), ('tenants', %(tenants)s::bigint))
+        AS m(metric, value)
+    WHERE m.value IS NOT NULL
+    ORDER BY m.metric
+    ON CONFLICT (environment_id, metric) DO UPDATE SET
+        value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
+        WHERE g.observed_at <= EXCLUDED.observed_at
+    RETURNING 1
+),
+touch AS (
+    UPDATE accounts_apikey SET last_used_at = %(now)s
+    WHERE id = (SELECT key_id FROM k)
+      AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
+    RETURNING 1
+)
+SELECT a.counted, a.duplicate, a.reset, a.late,
+    (SELECT count(*) FROM rd), (SELECT count(*) FROM ru),
+    (SELECT count(*) FROM gu), (SELECT count(*) FROM touch)
+FROM a
+"""
+
+
+def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
+    match = API_KEY_SHAPE.match(plaintext)
+    assert match is not None, "check the key's shape first"
+    return {"prefix": match.group(1), "digest": tokens.digest(plaintext), "now": now}
+
+
+def _record_one_sql(plaintext: str, r: Reading, now: dt.datetime) -> Recorded | Refused:
+    params = {
+        **_key_params(plaintext, now),
+        "instance": r.instance,
+        "boot": r.boot,
+        "value": Int8(r.api_calls),
+        "observed": r.observed_at,
+        "observed_sent": r.observed_at if r.observed_sent else None,
+        "seats": _i8(r.seats),
+        "tenants": _i8(r.tenants),
+        "source": ReadingSource.NATIVE.value,
+        "touch_before": now - LAST_USED_RESOLUTION,
+    }
+    with _cursor() as cursor:
+        cursor.execute(_SINGLE, params)
+        row = cursor.fetchone()
+    if row is None:
+        return key_refusal(plaintext, now=now) or Refused(
+            KeyProblem.UNKNOWN, "The API key is not valid."
+        )
+    counted, duplicate, reset, late = row[:4]
+    hour = counting.floor_hour(r.observed_at)  # not returned: the response does not need it
+    return Recorded([Outcome(counted, hour, duplicate, reset, late)])
+
+
+_BATCH_HEADS = f"""
+WITH k AS ({_AUTH}),
+i AS (
+    SELECT DISTINCT s.instance FROM metering_usageseries s, k
+    WHERE s.environment_id = k.env_id AND s.instance = ANY(%(instances)s::varchar[])
+),
+h AS (
+    SELECT DISTINCT ON (s.instance) s.instance, s.generation, s.highest, s.last_observed_at
+    FROM metering_usageseries s, k
+    WHERE s.environment_id = k.env_id AND s.boot = ''
+      AND s.instance = ANY(%(instances)s::varchar[])
+    ORDER BY s.instance, s.generation DESC
+)
+SELECT k.key_id, k.env_id, k.closed_through, i.instance, h.generation, h.highest,
+    h.last_observed_at
+FROM k LEFT JOIN i ON true LEFT JOIN h ON h.instance = i.instance
+"""
+
+_BATCH_SERIES = """
+INSERT INTO metering_usageseries AS s (
+    environment_id, instance, boot, generation, highest, last_observed_at,
+    previous_highest, previous_observed_at, first_received_at, last_received_at)
+SELECT %(env)s, u.instance, u.boot, u.generation, u.highest, u.observed, 0, NULL,
+    %(now)s, %(now)s
+FROM unnest(%(instance)s::varchar[], %(boot)s::varchar[], %(generation)s::int[],
+            %(highest)s::bigint[], %(observed)s::timestamptz[])
+    AS u(instance, boot, generation, highest, observed)
+ORDER BY u.instance, u.boot, u.generation
+ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
+    previous_highest = s.highest,
+    previous_observed_at = s.last_observed_at,
+    highest = GREATEST(s.highest, EXCLUDED.highest),
+    last_observed_at = GREATEST(s.last_observed_at, EXCLUDED.last_observed_at),
+    last_received_at = EXCLUDED.last_received_at
+RETURNING s.instance, s.boot, s.generation, s.id, (s.xmax = 0) AS fresh,
+    s.previous_highest, s.previous_observed_at
+"""
+
+_BATCH_WRITE = """
+WITH rd AS (
+    INSERT INTO metering_usagereading (
+        environment_id, series_id, source, instance, boot, observed_at, received_at,
+        attributed_hour, api_calls, seats, tenants, counted_api_calls, duplicate, reset, late)
+    SELECT %(env)s, u.series, %(source)s, u.instance, u.boot, u.observed_sent, %(now)s,
+        u.hour, u.api_calls, u.seats, u.tenants, u.counted, u.duplicate, u.reset, u.late
+    FROM unnest(%(r_series)s::bigint[], %(r_instance)s::varchar[], %(r_boot)s::varchar[],
+                %(r_observed_sent)s::timestamptz[], %(r_hour)s::timestamptz[],
+                %(r_api_calls)s::bigint[], %(r_seats)s::bigint[], %(r_tenants)s::bigint[],
+                %(r_counted)s::bigint[], %(r_duplicate)s::bool[], %(r_reset)s::bool[],
+                %(r_late)s::bool[])
+        AS u(series, instance, boot, observed_sent, hour, api_calls, seats, tenants,
+             counted, duplicate, reset, late)
+    RETURNING 1
+),
+ru AS (
+    INSERT INTO metering_usagerollup AS r (
+        environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
+    SELECT %(env)s, u.metric, u.hour, u.total, u.late_total, u.peak, u.last, u.observed,
+        u.readings
+    FROM unnest(%(u_metric)s::varchar[], %(u_hour)s::timestamptz[], %(u_total)s::bigint[],
+                %(u_late)s::bigint[], %(u_peak)s::bigint[], %(u_last)s::bigint[],
+                %(u_observed)s::timestamptz[], %(u_readings)s::int[])
+        AS u(metric, hour, total, late_total, peak, last, observed, readings)
+    ORDER BY u.metric, u.hour
+    ON CONFLICT (environment_id, metric, hour) DO UPDATE SET
+        total = r.total + EXCLUDED.total,
+        late_total = r.late_total + EXCLUDED.late_total,
+        peak = GREATEST(r.peak, EXCLUDED.peak),
+        last = CASE WHEN r.last_observed_at IS NULL
+                      OR EXCLUDED.last_observed_at >= r.last_observed_at
+                    THEN COALESCE(EXCLUDED.last, r.last) ELSE r.last END,
+        last_observed_at = GREATEST(r.last_observed_at, EXCLUDED.last_observed_at),
+        readings = r.readings + EXCLUDED.readings
+    RETURNING 1
+),
+gu AS (
+    INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
+    SELECT %(env)s, u.metric, u.value, u.observed
+    FROM unnest(%(g_metric)s::varchar[], %(g_value)s::bigint[], %(g_observed)s::timestamptz[])
+        AS u(metric, value, observed)
+    ORDER BY u.metric
+    ON CONFLICT (environment_id, metric) DO UPDATE SET
+        value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
+        WHERE g.observed_at <= EXCLUDED.observed_at
+    RETURNING 1
+),
+touch AS (
+    UPDATE accounts_apikey SET last_used_at = %(now)s
+    WHERE id = %(key)s AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM ru), (SELECT count(*) FROM gu),
+    (SELECT count(*) FROM touch)
+"""
+
+
+def _record_batch_sql(
+    plaintext: str, readings: Sequence[Reading], now: dt.datetime, source: str
+) -> Recorded | Refused:
+    instances = sorted({r.instance for r in readings})
+    with _cursor() as cursor:
+        cursor.execute(_BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
+        rows = cursor.fetchall()
+    if not rows:
+        return key_refusal(plaintext, now=now) or Refused(
+            KeyProblem.UNKNOWN, "The API key is not valid."
+        )
+    key_id, env_id, closed_through = rows[0][:3]
+    known = {row[3] for row in rows if row[3] is not None}
+    heads = {
+        row[3]: counting.SeriesHead(row[4], row[5], row[6]) for row in rows if row[4] is not None
+    }
+    keys = counting.choose_series(readings, heads)
+    bounds = counting.series_bounds(readings, keys)
+    ordered = sorted(bounds)
+    with transaction.atomic(), _cursor() as cursor:
+        cursor.execute(
+            _BATCH_SERIES,
+            {
+                "env": env_id,
+                "now": now,
+                "instance": [k[0] for k in ordered],
+                "boot": [k[1] for k in ordered],
+                "generation": [k[2] for k in ordered],
+                "highest": [bounds[k][0] for k in ordered],
+                "observed": [bounds[k][2] for k in ordered],
+            },
+        )
+        series_ids: dict[counting.SeriesKey, int] = {}
+        before: dict[counting.SeriesKey, Before] = {}
+        for instance, boot, generation, sid, fresh, prev_highest, prev_observed in cursor:
+            key = (instance, boot, generation)
+            series_ids[key] = sid
+            before[key] = Before(fresh, prev_highest, prev_observed)
+        results = counting.outcomes(
+            readings, keys, before, known_instances=known, closed_through=closed_through
+        )
+        deltas = counting.rollup_deltas(readings, results)
+        rollup_keys = sorted(deltas)
+        gauges = counting.latest_gauges(readings)
+        cursor.execute(
+            _BATCH_WRITE,
+            {
+                "env": env_id,
+                "key": key_id,
+                "now": now,
+                "touch_before": now - LAST_USED_RESOLUTION,
+                "source": str(source),
+                "r_series": [series_ids[k] for k in keys],
+                "r_instance": [r.instance for r in readings],
+                "r_boot": [r.boot for r in readings],
+                "r_observed_sent": [r.observed_at if r.observed_sent else None for r in readings],
+                "r_hour": [o.attributed_hour for o in results],
+                "r_api_calls": [r.api_calls for r in readings],
+                "r_seats": [r.seats for r in readings],
+                "r_tenants": [r.tenants for r in readings],
+                "r_counted": [o.counted for o in results],
+                "r_duplicate": [o.duplicate for o in results],
+                "r_reset": [o.reset for o in results],
+                "r_late": [o.late for o in results],
+                "u_metric": [k[0] for k in rollup_keys],
+                "u_hour": [k[1] for k in rollup_keys],
+                "u_total": [deltas[k].total for k in rollup_keys],
+                "u_late": [deltas[k].late_total for k in rollup_keys],
+                "u_peak": [deltas[k].peak for k in rollup_keys],
+                "u_last": [deltas[k].last for k in rollup_keys],
+                "u_observed": [deltas[k].last_observed_at for k in rollup_keys],
+                "u_readings": [deltas[k].readings for k in rollup_keys],
+                "g_metric": sorted(gauges),
+                "g_value": [gauges[m][0] for m in sorted(gauges)],
+                "g_observed": [gauges[m][1] for m in sorted(gauges)],
+            },
+        )
+    return Recorded(results)

@@ -1,0 +1,137 @@
+"""Concurrent writers against PostgreSQL: parallel pushes for one series never double
+count nor lose counts; racing WCP increments never pass the limit."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import OverageMode
+from metering import ingest, selectors
+from metering.counting import Reading
+from metering.models import UsageGauge, UsageReading, UsageRollup, UsageSeries
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _in_parallel(workers: int, job: Callable[[int], object]) -> list[object]:
+    barrier = threading.Barrier(workers)
+    results: list[object] = [None] * workers
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait()
+            results[n] = job(n)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_parallel_pushes_for_one_series_count_exactly_once(tenant, settings, fast):
+    settings.INGEST_SQL_FAST_PATH = fast
+    top = 300
+    now = timezone.now()
+
+    def push(n: int) -> int:
+        rng = random.Random(n)
+        values = rng.sample(range(1, top + 1), 90) + ([top] if n == 0 else [])
+        rng.shuffle(values)
+        counted = 0
+        while values:
+            size = rng.choice([1, 1, 7])
+            chunk, values = values[:size], values[size:]
+            readings = [Reading("api-1", "boot-a", now, v, seats=v % 13) for v in chunk]
+            result = ingest.record(
+                plaintext=tenant.api_key, readings=readings, now=now, single=len(chunk) == 1
+            )
+            assert isinstance(result, ingest.Recorded)
+            counted += sum(o.counted for o in result.outcomes)
+        return counted
+
+    counted = _in_parallel(10, push)
+    assert sum(counted) == top
+    assert UsageSeries.objects.get().highest == top
+    assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == top
+    assert UsageRollup.objects.get(metric="api_calls").total == top
+    assert selectors.rollup_differences() == []
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_parallel_pushes_of_many_instances_sum_their_maxima(tenant, settings, fast):
+    settings.INGEST_SQL_FAST_PATH = fast
+    now = timezone.now()
+
+    def push(n: int) -> None:
+        rng = random.Random(1000 + n)
+        for step in range(20):
+            readings = [
+                Reading(f"i{rng.randrange(6)}", "", now, step * 10 + rng.randrange(10))
+                for _ in range(rng.choice([1, 4]))
+            ]
+            result = ingest.record(
+                plaintext=tenant.api_key, readings=readings, now=now, single=len(readings) == 1
+            )
+            assert isinstance(result, ingest.Recorded)
+
+    _in_parallel(8, push)
+    highest = sum(UsageSeries.objects.values_list("highest", flat=True))
+    assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == highest
+    assert UsageRollup.objects.get(metric="api_calls").total == highest
+    assert selectors.rollup_differences() == []
+
+
+def test_twenty_simultaneous_increments_with_one_seat_left_give_one_success(tenant):
+    contract = tenant.organization.contracts.get()
+    assert (contract.seats_per_environment, contract.seats_overage) == (10, OverageMode.BLOCK)
+    UsageGauge.objects.create(environment=tenant.production, metric="seats", value=9)
+    path = f"/orgs/{tenant.organization.slug}/projects/{tenant.project.slug}/package/seats"
+
+    def increment(n: int) -> int:
+        response = Client().post(
+            path,
+            '{"operation":"increment"}',
+            content_type="text/plain;charset=UTF-8",
+            HTTP_AUTHORIZATION=tenant.api_key,
+        )
+        return response.status_code
+
+    statuses = _in_parallel(20, increment)
+    assert sorted(statuses) == [200] + [403] * 19
+    assert UsageGauge.objects.get(environment=tenant.production, metric="seats").value == 10
+
+
+def test_simultaneous_decrements_never_go_below_zero(tenant):
+    UsageGauge.objects.create(environment=tenant.production, metric="tenants", value=3)
+    path = f"/orgs/{tenant.organization.slug}/projects/{tenant.project.slug}/package/tenants"
+
+    def decrement(n: int) -> int:
+        return (
+            Client()
+            .post(
+                path,
+                '{"operation":"decrement"}',
+                content_type="text/plain;charset=UTF-8",
+                HTTP_AUTHORIZATION=tenant.api_key,
+            )
+            .status_code
+        )
+
+    assert set(_in_parallel(10, decrement)) == {200}
+    assert UsageGauge.objects.get(environment=tenant.production, metric="tenants").value == 0
