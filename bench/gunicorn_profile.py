@@ -1,14 +1,22 @@
 """Extra gunicorn config for `bench/ingest --profile DIR`: cProfile every worker from fork
-to exit and write DIR/worker-<pid>.prof (read with `python -m pstats`)."""
+to exit and write DIR/worker-<pid>.prof (read with `python -m pstats`). cProfile sees
+only the thread that enables it: profile with `--worker-class sync`."""
 
 import cProfile
 import os
+import time
+from pathlib import Path
+
+# Everything of the production config (bind, workers, worker class...), plus the hooks.
+_base = Path(__file__).resolve().parent.parent / "controlpanel" / "gunicorn.conf.py"
+exec(compile(_base.read_text(), str(_base), "exec"))
 
 _profiles: dict[int, cProfile.Profile] = {}
 
 
 def post_fork(server, worker):
-    profile = cProfile.Profile()
+    # CPU time, not wall time: on a shared box, waiting for a core is not the app's cost.
+    profile = cProfile.Profile(time.process_time)
     _profiles[os.getpid()] = profile
     profile.enable()
 

@@ -193,7 +193,7 @@ def gunicorn(args: argparse.Namespace, database_url: str):
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         env["BENCH_PROFILE_DIR"] = str(args.profile.resolve())
-        cmd += ["--config", str(ROOT / "bench" / "gunicorn_profile.py")]
+        cmd[-1] = str(ROOT / "bench" / "gunicorn_profile.py")  # includes the production config
     log = open(Path(tempfile.gettempdir()) / f"bench-gunicorn-{args.port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -224,6 +224,54 @@ def gunicorn(args: argparse.Namespace, database_url: str):
         log.close()
 
 
+# --- where the CPU goes -------------------------------------------------------------------
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == ppid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def cpu_snapshot(base: str, database: str, master: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the gunicorn master and workers, of the PostgreSQL backends
+    serving the bench database, and of this process (the clients)."""
+    with admin_connection(base) as conn:
+        backends = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
+            ).fetchall()
+        ]
+    return {
+        "app": {pid: _cpu(pid) for pid in [master, *_children(master)]},
+        "postgres": {pid: _cpu(pid) for pid in backends},
+        "clients": {os.getpid(): time.process_time()},
+    }
+
+
+def cpu_delta(before: dict, after: dict) -> dict[str, float]:
+    return {
+        group: sum(v - before[group].get(pid, 0.0) for pid, v in after[group].items())
+        for group in after
+    }
+
+
 # --- recording and replaying the SQL --------------------------------------------------------
 def record(spec_file: Path, keys_file: Path, out_file: Path, samples: dict[str, int]) -> None:
     """(Subprocess, Django set up on the recording database.) Push each lane's first
@@ -241,8 +289,13 @@ def record(spec_file: Path, keys_file: Path, out_file: Path, samples: dict[str, 
     recorded: dict[str, list[list[list[tuple]]]] = {}
     current: list[tuple] = []
 
+    import psycopg
+
     def wrapper(execute, sql, params, many, context):
-        current.append((sql, params, many, connection.in_atomic_block))
+        # Django binds client-side; a raw psycopg cursor (the ingest hot path) binds
+        # server-side and prepares. The replay does each statement the same way.
+        prepared = not isinstance(getattr(context["cursor"], "cursor", None), psycopg.ClientCursor)
+        current.append((sql, params, many, connection.in_atomic_block, prepared))
         return execute(sql, params, many, context)
 
     for phase, spec in json.loads(spec_file.read_text()).items():
@@ -265,33 +318,42 @@ def record(spec_file: Path, keys_file: Path, out_file: Path, samples: dict[str, 
                 requests_out.append((len(request.readings), list(current)))
             lanes_out.append(requests_out)
         recorded[phase] = lanes_out
+    with connection.cursor() as cursor:  # session settings the app's statements ran with
+        cursor.execute("SHOW plan_cache_mode")
+        recorded["_session"] = {"plan_cache_mode": cursor.fetchone()[0]}
     out_file.write_bytes(pickle.dumps(recorded))
 
 
-def _replay_lane(url: str, requests: list, barrier, results) -> None:
+def _replay_lane(url: str, requests: list, session: dict, barrier, results) -> None:
     import psycopg
 
     try:
-        with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
-            cur = conn.cursor()
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name, value in session.items():
+                conn.execute(f"SET {name} = {value}")
+            conn.prepare_threshold = 0
+            client = psycopg.ClientCursor(conn)
+            server = conn.cursor()
             barrier.wait()
             started = time.perf_counter()
             readings = 0
             for count, statements in requests:
                 in_tx = False
-                for sql, params, many, atomic in statements:
+                for sql, params, many, atomic, prepared in statements:
                     if atomic and not in_tx:
-                        cur.execute("BEGIN")
+                        client.execute("BEGIN")
                         in_tx = True
                     elif not atomic and in_tx:
-                        cur.execute("COMMIT")
+                        client.execute("COMMIT")
                         in_tx = False
                     if many:
-                        cur.executemany(sql, params)
+                        (server if prepared else client).executemany(sql, params)
+                    elif prepared:
+                        server.execute(sql, params, prepare=True)
                     else:
-                        cur.execute(sql, params)
+                        client.execute(sql, params)
                 if in_tx:
-                    cur.execute("COMMIT")
+                    client.execute("COMMIT")
                 readings += count
             results.put((readings, time.perf_counter() - started, None))
     except Exception as exc:  # reported by the parent, which must not wait forever
@@ -318,12 +380,15 @@ def unlink_series(url: str) -> list[str]:
     return dropped
 
 
-def replay(url: str, lanes: list) -> tuple[int, float]:
+def replay(url: str, lanes: list, session: dict) -> tuple[int, float]:
     """The recorded statements, one process and connection per client lane, all at once."""
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(len(lanes))
     results = ctx.Queue()
-    procs = [ctx.Process(target=_replay_lane, args=(url, lane, barrier, results)) for lane in lanes]
+    procs = [
+        ctx.Process(target=_replay_lane, args=(url, lane, session, barrier, results))
+        for lane in lanes
+    ]
     for p in procs:
         p.start()
     got = [results.get(timeout=600) for _ in procs]
@@ -384,7 +449,7 @@ def main(argv: list[str]) -> int:
     plans = {phase: build(spec) for phase, spec in phases.items()}
     failures: list[str] = []
     results: dict[str, dict] = {}
-    with gunicorn(args, main_url):
+    with gunicorn(args, main_url) as server:
         transport = HttpTransport(f"http://127.0.0.1:{args.port}")
         for phase, plan in plans.items():
             offset = phases[phase]["env_offset"]
@@ -396,7 +461,9 @@ def main(argv: list[str]) -> int:
                 f"{phase}: sending {plan.readings_count():,} readings in {plan.requests_count():,} requests ...",
                 flush=True,
             )
+            cpu_before = cpu_snapshot(args.database_url, main_db, server.pid)
             stats = send_lanes(transport, plan.lanes, keys, payloads=payloads)
+            cpu = cpu_delta(cpu_before, cpu_snapshot(args.database_url, main_db, server.pid))
             final = send_lanes(transport, plan.final, keys)
             checks = [
                 compare(
@@ -424,6 +491,7 @@ def main(argv: list[str]) -> int:
                 "server": sum(c.server.api_calls for c in checks),
                 "exact": not problems,
                 "said": stats.counted + final.counted,
+                "cpu_us": {g: v / max(1, stats.readings) * 1e6 for g, v in cpu.items()},
             }
             r = results[phase]
             print(
@@ -431,6 +499,14 @@ def main(argv: list[str]) -> int:
                 f"p50 {r['p50']:.1f} ms p95 {r['p95']:.1f} ms p99 {r['p99']:.1f} ms; "
                 f"{r['errors']} errors, {r['retries']} retries; totals "
                 f"{'exact' if r['exact'] else 'WRONG'} ({r['server']:,} of {r['expected']:,} expected)",
+                flush=True,
+            )
+            print(
+                "  CPU per reading: "
+                + ", ".join(f"{g} {v:,.0f} us" for g, v in r["cpu_us"].items())
+                + f"; wall per reading on {os.cpu_count()} cores: "
+                f"{r['seconds'] / max(1, r['readings']) * 1e6 * (os.cpu_count() or 1):,.0f} us"
+                f" (load average now {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
         transport.close()
@@ -461,7 +537,9 @@ def main(argv: list[str]) -> int:
         for phase in plans:
             statements = sum(len(s) for lane in recorded[phase] for _, s in lane)
             requests = sum(len(lane) for lane in recorded[phase])
-            readings, seconds = replay(db_url(args.database_url, raw_db), recorded[phase])
+            readings, seconds = replay(
+                db_url(args.database_url, raw_db), recorded[phase], recorded["_session"]
+            )
             raw_rps = readings / seconds if seconds else 0.0
             results[phase].update(
                 raw_rps=raw_rps, raw_readings=readings, statements=statements / max(1, requests)
