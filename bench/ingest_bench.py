@@ -563,6 +563,15 @@ def main(argv: list[str]) -> int:
             f"  {phase:6}: {r['rps']:>9,.0f} readings/s  p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms  "
             f"p99 {r['p99']:6.1f} ms  errors {r['errors']}{ratio}"
         )
+        # What the code costs, whatever else the box runs: CPU per reading of all parts,
+        # and the rate the cores could sustain if they did nothing else.
+        cpu_total = sum(r["cpu_us"].values())
+        print(
+            f"          CPU {cpu_total:,.0f} us per reading ("
+            + ", ".join(f"{g} {v:,.0f}" for g, v in r["cpu_us"].items())
+            + f"): CPU-bound ceiling on {os.cpu_count()} idle cores "
+            f"{(os.cpu_count() or 1) * 1e6 / max(cpu_total, 1e-9):,.0f} readings/s"
+        )
     exact = all(r["exact"] for r in results.values())
     print(
         f"  totals: {'exact' if exact else 'WRONG'} "
