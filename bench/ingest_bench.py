@@ -63,6 +63,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--skip-raw", action="store_true", help="skip the raw database bound")
     p.add_argument("--profile", type=Path, help="cProfile each gunicorn worker into this folder")
+    p.add_argument(
+        "--gunicorn-config",
+        type=Path,
+        default=ROOT / "controlpanel" / "gunicorn.conf.py",
+        help="gunicorn config file (default: the production one)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench databases afterwards")
     p.add_argument("--strict", action="store_true", help="exit 2 when a target is missed")
     p.add_argument("--seed", type=int, default=20261124)
@@ -85,6 +91,9 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
+        # Connections live through a phase, so their backends' CPU can be read at its end
+        # (production's 60 s reconnects cost nothing measurable).
+        "CONN_MAX_AGE": "3600",
         "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
         "PYTHONUNBUFFERED": "1",
     }
@@ -181,7 +190,7 @@ def gunicorn(args: argparse.Namespace, database_url: str):
         GUNICORN_THREADS=str(args.threads),
         GUNICORN_MAX_REQUESTS="0",
     )
-    config = ROOT / "controlpanel" / "gunicorn.conf.py"
+    config = args.gunicorn_config.resolve()
     cmd = [
         sys.executable,
         "-m",
@@ -336,6 +345,7 @@ def _replay_lane(url: str, requests: list, session: dict, barrier, results) -> N
             server = conn.cursor()
             barrier.wait()
             started = time.perf_counter()
+            backend_cpu = _cpu(conn.info.backend_pid)
             readings = 0
             for count, statements in requests:
                 in_tx = False
@@ -355,11 +365,12 @@ def _replay_lane(url: str, requests: list, session: dict, barrier, results) -> N
                 if in_tx:
                     client.execute("COMMIT")
                 readings += count
-            results.put((readings, time.perf_counter() - started, None))
+            seconds = time.perf_counter() - started
+            results.put((readings, seconds, _cpu(conn.info.backend_pid) - backend_cpu, None))
     except Exception as exc:  # reported by the parent, which must not wait forever
         with contextlib.suppress(Exception):
             barrier.abort()
-        results.put((0, 0.0, f"{type(exc).__name__}: {exc}"))
+        results.put((0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
 
 
 def unlink_series(url: str) -> list[str]:
@@ -380,7 +391,7 @@ def unlink_series(url: str) -> list[str]:
     return dropped
 
 
-def replay(url: str, lanes: list, session: dict) -> tuple[int, float]:
+def replay(url: str, lanes: list, session: dict) -> tuple[int, float, float]:
     """The recorded statements, one process and connection per client lane, all at once."""
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(len(lanes))
@@ -394,10 +405,10 @@ def replay(url: str, lanes: list, session: dict) -> tuple[int, float]:
     got = [results.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
-    problems = [e for _, _, e in got if e]
+    problems = [e for *_, e in got if e]
     if problems:
         raise RuntimeError("replay failed: " + "; ".join(problems[:3]))
-    return sum(r for r, _, _ in got), max(s for _, s, _ in got)
+    return sum(g[0] for g in got), max(g[1] for g in got), sum(g[2] for g in got)
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -537,7 +548,7 @@ def main(argv: list[str]) -> int:
         for phase in plans:
             statements = sum(len(s) for lane in recorded[phase] for _, s in lane)
             requests = sum(len(lane) for lane in recorded[phase])
-            readings, seconds = replay(
+            readings, seconds, pg_cpu = replay(
                 db_url(args.database_url, raw_db), recorded[phase], recorded["_session"]
             )
             raw_rps = readings / seconds if seconds else 0.0
@@ -546,7 +557,8 @@ def main(argv: list[str]) -> int:
             )
             print(
                 f"  {phase}: {readings:,} readings ({requests:,} requests, {statements / max(1, requests):.1f} "
-                f"statements each) in {seconds:.2f} s = {raw_rps:,.0f} readings/s",
+                f"statements each) in {seconds:.2f} s = {raw_rps:,.0f} readings/s; "
+                f"postgres CPU {pg_cpu / max(1, readings) * 1e6:,.0f} us per reading",
                 flush=True,
             )
 
