@@ -18,6 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 HOUR = dt.timedelta(hours=1)
+MAX_TOTAL = 2**63 - 1  # BIGINT, as PostgreSQL and SQLite store it
+
+
+class CountOverflow(ValueError):
+    """A total would pass 2^63 - 1 (each count is below it; their sum may not be)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,8 @@ def merge_rollup(old: RollupDelta, delta: RollupDelta) -> RollupDelta:
         late_total=old.late_total + delta.late_total,
         readings=old.readings + delta.readings,
     )
+    if merged.total > MAX_TOTAL:
+        raise CountOverflow(merged.total)
     peaks = [p for p in (old.peak, delta.peak) if p is not None]
     merged.peak = max(peaks) if peaks else None
     if delta.last_observed_at is not None and (

@@ -205,6 +205,7 @@ class GaugeChange:
     ok: bool
     value: int
     cap: int | None
+    no_contract: bool = False
 
 
 @transaction.atomic
@@ -220,6 +221,9 @@ def gauge_step(
     """
     assert metric in GAUGE_METRICS
     contract = contract_active(organization=environment.project.organization, at=now)
+    if contract is None and increment:
+        current = UsageGauge.objects.filter(environment=environment, metric=metric).first()
+        return GaugeChange(False, current.value if current else 0, 0, no_contract=True)
     cap = contract.cap_for(metric) if contract is not None else None
     UsageGauge.objects.bulk_create(
         [UsageGauge(environment=environment, metric=metric, value=0, observed_at=now)],

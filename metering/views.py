@@ -13,17 +13,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse
 from django.http.request import RawPostDataException
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import SEATS, TENANTS
-from accounts.selectors import api_key_check
+from accounts.selectors import API_KEY_SHAPE, api_key_check
 from accounts.wcp import WcpRefusal, wcp_authenticate, wcp_key_from_request
 from metering import ingest, selectors, services
-from metering.counting import Outcome
+from metering.counting import CountOverflow, Outcome
 from metering.models import ReadingSource
 from metering.readings import (
     FUTURE_SKEW,
@@ -35,6 +35,8 @@ from metering.readings import (
 from metering.throttle import throttle_retry_after
 
 MAX_BODY = 1024 * 1024
+# Each count is below 2^63, but an hour's sum of them may not be.
+OUT_OF_RANGE = "These counts would take a total beyond 2^63; nothing was recorded."
 RETRY_AFTER_SECONDS = 5
 
 
@@ -102,6 +104,17 @@ def _outcome(o: Outcome) -> dict[str, Any]:
     }
 
 
+def _throttled(key: str, *, wcp: bool = False) -> HttpResponse | None:
+    """Per-key abuse protection (429 + Retry-After); only for keys of a valid shape."""
+    match = API_KEY_SHAPE.match(key)
+    retry_after = throttle_retry_after(match.group(1)) if match else None
+    if retry_after is None:
+        return None
+    message = f"Too many requests for this API key; retry in {retry_after} s."
+    body = {"message": message} if wcp else {"message": message, "code": "throttled"}
+    return _json(429, body, {"Retry-After": str(retry_after)})
+
+
 def _refusal(refused: ingest.Refused) -> HttpResponse:
     return _error(refused.status, refused.message, refused.problem.value)
 
@@ -111,14 +124,9 @@ def _post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
     refused = ingest.key_shape_problem(key)
     if refused is not None:
         return _refusal(refused)
-    retry_after = throttle_retry_after(key.split("_", 2)[1])
-    if retry_after is not None:
-        return _error(
-            429,
-            f"Too many requests for this API key; retry in {retry_after} s.",
-            "throttled",
-            headers={"Retry-After": str(retry_after)},
-        )
+    throttled = _throttled(key)
+    if throttled is not None:
+        return throttled
     now = timezone.now()
     try:
         raw = _body(request, json_only=True)
@@ -138,6 +146,8 @@ def _post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
         return _json(invalid.status, invalid.body())
     try:
         result = ingest.record(plaintext=key, readings=readings, now=now, single=single)
+    except (DataError, CountOverflow):
+        return _error(400, OUT_OF_RANGE, "out_of_range")
     except DatabaseError:
         return _unavailable()
     if isinstance(result, ingest.Refused):
@@ -213,9 +223,11 @@ def _wcp_refusal(refusal: WcpRefusal) -> HttpResponse:
 def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str) -> HttpResponse:
     if request.method != "POST":
         return _wcp_message(405, "Use POST.")
-    caller = wcp_authenticate(
-        wcp_key_from_request(request), org_slug=org_id, project_slug=project_id
-    )
+    key = wcp_key_from_request(request)
+    throttled = _throttled(key, wcp=True)
+    if throttled is not None:
+        return throttled
+    caller = wcp_authenticate(key, org_slug=org_id, project_slug=project_id)
     if isinstance(caller, WcpRefusal):
         return _wcp_refusal(caller)
     try:
@@ -237,6 +249,8 @@ def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str)
     except DatabaseError:
         return _unavailable(wcp=True)
     noun = "seat" if metric == SEATS else "tenant"
+    if change.no_contract:
+        return _wcp_message(403, f"Cannot add a {noun}: this organization has no active contract.")
     if not change.ok:
         return _wcp_message(
             403,
@@ -299,6 +313,9 @@ def telemetry(request: HttpRequest) -> HttpResponse:
         refused = ingest.key_shape_problem(key)
         if refused is not None:
             return _wcp_message(refused.status, refused.message)
+        throttled = _throttled(key, wcp=True)
+        if throttled is not None:
+            return throttled
         times = _log_times(raw.get("logs"), now)
     except Invalid as invalid:
         return _wcp_message(invalid.status, invalid.message)

@@ -135,3 +135,35 @@ def test_simultaneous_decrements_never_go_below_zero(tenant):
 
     assert set(_in_parallel(10, decrement)) == {200}
     assert UsageGauge.objects.get(environment=tenant.production, metric="tenants").value == 0
+
+
+def test_a_connection_dropped_by_the_server_is_replaced_without_an_error(client, tenant):
+    import psycopg
+
+    assert (
+        client.post(
+            "/api/v1/usage",
+            {"instance": "a", "api_calls": 5},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {tenant.api_key}",
+        ).status_code
+        == 202
+    )
+    pid = connection.connection.info.backend_pid
+    settings_dict = connection.settings_dict
+    with psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    response = client.post(
+        "/api/v1/usage",
+        {"instance": "a", "api_calls": 9},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {tenant.api_key}",
+    )
+    assert response.status_code == 202
+    assert response.json()["counted"] == {"api_calls": 4}

@@ -147,3 +147,42 @@ def test_stored_counts_rollups_and_recompute_agree(tenant, settings, fast, fleet
     assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == expected
     assert UsageReading.objects.count() == len(sent)
     assert selectors.rollup_differences() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fast", [True, False])
+@hypothesis_settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(runs=restarts(), seed=st.integers(0, 2**32))
+def test_stored_no_boot_restarts_count_each_runs_maximum(tenant, settings, fast, runs, seed):
+    from django.db import connection
+
+    if fast and connection.vendor != "postgresql":
+        pytest.skip("the SQL fast path runs on PostgreSQL only")
+    settings.INGEST_SQL_FAST_PATH = fast
+    _reset_usage()
+    readings, at = [], T0
+    for values in runs:
+        for value in values:
+            at += dt.timedelta(minutes=3)
+            readings.append(Reading("solo", "", at, value))
+    rng = random.Random(seed)
+    now = timezone.now()
+    position = 0
+    while position < len(readings):
+        size = rng.choice([1, 1, 3])
+        chunk = readings[position : position + size]
+        position += size
+        result = ingest.record(plaintext=tenant.api_key, readings=chunk, now=now, single=size == 1)
+        assert isinstance(result, ingest.Recorded)
+    expected = sum(values[-1] for values in runs)
+    assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == expected
+    assert (
+        sum(UsageRollup.objects.filter(metric="api_calls").values_list("total", flat=True))
+        == expected
+    )
+    assert UsageSeries.objects.filter(boot="").count() == len(runs)
+    assert selectors.rollup_differences() == []

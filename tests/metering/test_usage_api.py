@@ -433,6 +433,18 @@ def test_single_reading_costs_one_query_on_postgres(
     assert response.status_code == 202
 
 
+def test_single_reading_on_the_orm_path_costs_a_fixed_number_of_queries(
+    client, tenant, django_assert_num_queries, settings
+):
+    settings.INGEST_SQL_FAST_PATH = False
+    post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
+    # key; closed-through; instances and heads; series insert, lock, update; reading;
+    # rollups insert, lock, update; gauge insert, update; and the savepoint pair.
+    with django_assert_num_queries(15):
+        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5, "seats": 2})
+    assert response.status_code == 202
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("size", [1, 50, 1000])
 def test_batch_costs_a_constant_number_of_queries_on_postgres(
@@ -458,3 +470,42 @@ def test_orm_path_batch_queries_do_not_grow_with_size(
     with django_assert_max_num_queries(24):
         response = post_usage(client, tenant.api_key, {"readings": readings}, batch=True)
     assert response.status_code == 202
+
+
+def test_hot_statements_stay_small_enough_for_psycopgs_parse_cache():
+    from metering.ingest import postgres
+
+    for sql in (postgres.SINGLE, postgres.BATCH_HEADS, postgres.BATCH_SERIES, postgres.BATCH_WRITE):
+        assert len(sql) <= 4096
+
+
+def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatch):
+    from django.db import OperationalError
+
+    from metering import ingest
+
+    def fail(*args):
+        raise OperationalError("connection lost")
+
+    # Failure injection at the storage boundary: the real database cannot be made to fail
+    # on cue from inside a test transaction.
+    monkeypatch.setattr(ingest, "_record", fail)
+    response = post_usage(client, tenant.api_key, GOOD)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["code"] == "unavailable"
+    _assert_nothing_written()
+
+
+# Transactional, as in production: the failing statement runs in autocommit.
+@pytest.mark.django_db(transaction=True)
+def test_counts_whose_sum_overflows_are_refused_whole(client, tenant, ingest_path):
+    big = 2**63 - 1
+    assert (
+        post_usage(client, tenant.api_key, {"instance": "a", "api_calls": big}).status_code == 202
+    )
+    response = post_usage(client, tenant.api_key, {"instance": "b", "api_calls": big})
+    assert response.status_code == 400
+    assert response.json()["code"] == "out_of_range"
+    assert UsageReading.objects.count() == 1
+    assert UsageRollup.objects.get(metric="api_calls").total == big

@@ -248,3 +248,40 @@ def test_empty_telemetry_batch_is_fine(client, tenant):
     assert response.status_code == 200
     assert response.json()["counted"] == 0
     assert timezone.now()
+
+
+def test_increment_without_an_active_contract_is_refused(client, tenant):
+    account_services.contract_end(contract=tenant.organization.contracts.get())
+    response = _gauge_post(client, tenant, "seats", "increment")
+    assert response.status_code == 403
+    assert response.json() == {
+        "message": "Cannot add a seat: this organization has no active contract."
+    }
+    assert _gauge_post(client, tenant, "seats", "decrement").status_code == 200
+    assert UsageReading.objects.count() == 0
+
+
+def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatch):
+    from django.db import OperationalError
+
+    from metering import services
+
+    def fail(**kwargs):
+        raise OperationalError("connection lost")
+
+    monkeypatch.setattr(services, "gauge_step", fail)
+    response = _gauge_post(client, tenant, "seats", "increment")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert set(response.json()) == {"message"}
+
+
+def test_wcp_endpoints_share_the_abuse_throttle(client, tenant, settings):
+    settings.USAGE_THROTTLE_REQUESTS = 1
+    assert _gauge_post(client, tenant, "seats", "increment").status_code == 200
+    response = _gauge_post(client, tenant, "seats", "increment")
+    assert response.status_code == 429
+    assert set(response.json()) == {"message"}
+    assert int(response["Retry-After"]) >= 1
+    assert _telemetry(client, tenant.api_key, _logs(timezone.now())).status_code == 429
+    assert _gauge(tenant, "seats") == 1

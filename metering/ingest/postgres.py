@@ -1,127 +1,30 @@
-"""The ingest hot path: authenticate a key and record readings, in as few round trips as
-the database allows.
+"""The PostgreSQL hot path: the statements and how they are run.
 
-On PostgreSQL a single reading is ONE statement (CTEs): it authenticates the key (prefix
-and SHA-256 digest compared in SQL, revocation, expiry and the environment's status
-checked), upserts the series returning what it counted, inserts the reading, upserts the
-hourly rollups and the gauges, and touches the key's `last_used_at` at most once a
-minute. Only when it returns no row does a second query name the refusal. A batch is a
-constant number of statements (arrays through `unnest`), whatever its size.
-
-Elsewhere (SQLite, the embedded mode) `metering.services.readings_record` does the same
-work through the ORM; both share the counting rules of `metering.counting`.
-
-Race safety, in one place: the series upsert (`ON CONFLICT ... DO UPDATE`, unique key
-`usage_series_unique`) sets `previous_highest = highest` from the locked row, so what a
-push counted is exact however many pushes race; rollups and gauges are upserts on their
-unique keys. Rows are locked in one order everywhere: series (by instance, boot,
-generation), rollups (by metric, hour), gauges (by metric), then the API key.
+A single reading is ONE statement; a batch is a constant number of statements (arrays
+through `unnest`). The statements are prepared once per connection with generic plans,
+so a request pays neither for parsing nor for planning. See `metering.ingest` for the
+locking order and race safety.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import psycopg
-from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from psycopg.types.numeric import Int8
 
 from accounts import tokens
-from accounts.selectors import API_KEY_SHAPE, KeyCheck, KeyProblem, api_key_check
-from accounts.services import LAST_USED_RESOLUTION, api_key_touch
-from metering import counting, services
+from accounts.selectors import API_KEY_SHAPE
+from accounts.services import LAST_USED_RESOLUTION
+from metering import counting
 from metering.counting import Before, Outcome, Reading
 from metering.models import ReadingSource
 
 
-@dataclass(frozen=True)
-class Recorded:
-    outcomes: list[Outcome]
-
-
-@dataclass(frozen=True)
-class Refused:
-    problem: KeyProblem
-    message: str
-
-    @property
-    def status(self) -> int:
-        return 403 if self.problem is KeyProblem.ENVIRONMENT_DISABLED else 401
-
-
-def key_shape_problem(plaintext: str | None) -> Refused | None:
-    """Refusals that need no I/O: no key, or not a key's shape."""
-    if not plaintext:
-        return _refused(KeyCheck(None, KeyProblem.MISSING))
-    if API_KEY_SHAPE.match(plaintext) is None:
-        return _refused(KeyCheck(None, KeyProblem.MALFORMED))
-    return None
-
-
-def _refused(check: KeyCheck) -> Refused:
-    assert check.problem is not None
-    return Refused(check.problem, check.message)
-
-
-def key_refusal(plaintext: str, *, now: dt.datetime | None = None) -> Refused | None:
-    """The diagnostic query: why a key is refused, or None when it is fine."""
-    check = api_key_check(plaintext, at=now)
-    return None if check.ok else _refused(check)
-
-
-RETRIES = 3
-_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-
-
-def fast_path_enabled() -> bool:
-    return connection.vendor == "postgresql" and settings.INGEST_SQL_FAST_PATH
-
-
-def record(
-    *,
-    plaintext: str,
-    readings: Sequence[Reading],
-    now: dt.datetime,
-    single: bool = False,
-    source: str = ReadingSource.NATIVE,
-) -> Recorded | Refused:
-    """Authenticate `plaintext` and record `readings` (already validated) for its
-    environment. Nothing is written when the key is refused."""
-    for attempt in range(RETRIES):
-        try:
-            return _record(plaintext, readings, now, single, source)
-        except OperationalError as exc:
-            # Rows are locked in one order, so a deadlock needs an unusual mix of writers
-            # (new rows inserted while others are locked); the work was rolled back
-            # whole, so trying again is safe.
-            if attempt + 1 == RETRIES or not isinstance(exc.__cause__, _RETRYABLE):
-                raise
-    raise AssertionError("unreachable")
-
-
-def _record(
-    plaintext: str, readings: Sequence[Reading], now: dt.datetime, single: bool, source: str
-) -> Recorded | Refused:
-    if fast_path_enabled():
-        if single and len(readings) == 1 and source == ReadingSource.NATIVE:
-            return _record_one_sql(plaintext, readings[0], now)
-        return _record_batch_sql(plaintext, readings, now, source)
-    check = api_key_check(plaintext, at=now)
-    if not check.ok:
-        return _refused(check)
-    assert check.api_key is not None
-    result = services.readings_record(
-        environment=check.api_key.environment, readings=readings, now=now, source=source
-    )
-    api_key_touch(api_key=check.api_key, at=now)
-    return Recorded(result)
-
-
-# --- PostgreSQL ---------------------------------------------------------------------------
 class _PreparedCursor(psycopg.Cursor):
     """Server-side binding, prepared once per connection: the hot statements are planned
     once instead of on every request (Django turns automatic preparation off)."""
@@ -130,13 +33,14 @@ class _PreparedCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-_GENERIC_PLANS: weakref.WeakSet = weakref.WeakSet()
+_CURSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _cursor():
     connection.ensure_connection()
     raw_connection = connection.connection
-    if raw_connection not in _GENERIC_PLANS:
+    raw = _CURSORS.get(raw_connection)
+    if raw is None or raw.closed:
         # Plan the prepared hot statements once: a custom plan per execution costs more
         # than running them. Only our prepared statements are affected (Django binds
         # parameters client-side, so its queries are never prepared).
@@ -144,14 +48,20 @@ def _cursor():
         # Django sets the threshold to None (never prepare) for the sake of poolers in
         # transaction mode; its own cursors bind client-side and never prepare anyway.
         raw_connection.prepare_threshold = 0
-        _GENERIC_PLANS.add(raw_connection)
-    raw = _PreparedCursor(raw_connection)
+        # One cursor per connection (a connection belongs to one thread), reused.
+        raw = _CURSORS[raw_connection] = _PreparedCursor(raw_connection)
     # Django's wrapper, so errors map to django.db errors and tests can count queries.
     return (
         connection.make_debug_cursor(raw)
         if connection.queries_logged
         else connection.make_cursor(raw)
     )
+
+
+def _compact(sql: str) -> str:
+    """One line, single spaces: psycopg caches the parsing of statements up to 4 KiB."""
+    sql = re.sub(r"\s+", " ", sql).strip()
+    return re.sub(r" ?(<=|>=|=|<|>|\+|-|,|\(|\)) ?", r"\1", sql)
 
 
 def _i8(value: int | None) -> Int8 | None:
@@ -172,30 +82,24 @@ _AUTH = """
 
 # The attribution hour of counted calls (rule 4): observed_at, never before the series'
 # previous reading, moved to the first open hour when the organization's period is closed.
-_SINGLE = f"""
+SINGLE = f"""
 WITH k AS ({_AUTH}),
 head AS (
     SELECT s.generation, s.highest, s.last_observed_at
     FROM metering_usageseries s, k
     WHERE %(boot)s = '' AND s.environment_id = k.env_id
-      AND s.instance = %(instance)s AND s.boot = ''
+      AND s.instance = %(inst)s AND s.boot = ''
     ORDER BY s.generation DESC LIMIT 1
-),
-known AS (
-    SELECT EXISTS (
-        SELECT 1 FROM metering_usageseries s, k
-        WHERE s.environment_id = k.env_id AND s.instance = %(instance)s
-    ) AS known
 ),
 up AS (
     INSERT INTO metering_usageseries AS s (
         environment_id, instance, boot, generation, highest, last_observed_at,
         previous_highest, previous_observed_at, first_received_at, last_received_at)
-    SELECT k.env_id, %(instance)s, %(boot)s,
+    SELECT k.env_id, %(inst)s, %(boot)s,
         COALESCE((SELECT CASE WHEN %(value)s < head.highest
-                               AND %(observed)s > head.last_observed_at
+                               AND %(obs)s > head.last_observed_at
                           THEN head.generation + 1 ELSE head.generation END FROM head), 0),
-        %(value)s, %(observed)s, 0, NULL, %(now)s, %(now)s
+        %(value)s, %(obs)s, 0, NULL, %(now)s, %(now)s
     FROM k
     ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
         previous_highest = s.highest,
@@ -209,26 +113,27 @@ up AS (
 h AS (
     SELECT up.*, k.closed_through,
         date_trunc('hour', CASE WHEN up.counted = 0 OR up.previous_observed_at IS NULL
-                                THEN %(observed)s
-                                ELSE GREATEST(%(observed)s, up.previous_observed_at) END,
+                                THEN %(obs)s
+                                ELSE GREATEST(%(obs)s, up.previous_observed_at) END,
                    'UTC') AS hour0
     FROM up, k
 ),
 a AS (
     SELECT h.*, (h.closed_through IS NOT NULL AND h.hour0 < h.closed_through) AS late,
         CASE WHEN h.closed_through IS NULL OR h.hour0 >= h.closed_through THEN h.hour0
-             WHEN date_trunc('hour', h.closed_through, 'UTC') = h.closed_through
-             THEN h.closed_through
-             ELSE date_trunc('hour', h.closed_through, 'UTC') + interval '1 hour' END AS hour,
+             ELSE date_trunc('hour', h.closed_through - interval '1 microsecond', 'UTC')
+                  + interval '1 hour' END AS hour,
         (h.counted = 0 AND NOT h.fresh) AS duplicate,
-        (h.fresh AND (SELECT known FROM known)) AS reset
+        (h.fresh AND EXISTS (SELECT 1 FROM metering_usageseries s, k
+                             WHERE s.environment_id = k.env_id AND s.instance = %(inst)s))
+            AS reset
     FROM h
 ),
 rd AS (
     INSERT INTO metering_usagereading (
         environment_id, series_id, source, instance, boot, observed_at, received_at,
         attributed_hour, api_calls, seats, tenants, counted_api_calls, duplicate, reset, late)
-    SELECT a.environment_id, a.id, %(source)s, %(instance)s, %(boot)s, %(observed_sent)s,
+    SELECT a.environment_id, a.id, %(source)s, %(inst)s, %(boot)s, %(sent)s,
         %(now)s, a.hour, %(value)s, %(seats)s, %(tenants)s, a.counted,
         a.duplicate, a.reset, a.late
     FROM a
@@ -238,7 +143,7 @@ ru AS (
     INSERT INTO metering_usagerollup AS r (
         environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
     SELECT a.environment_id, m.metric, a.hour, m.total, m.late_total, m.gauge, m.gauge,
-        %(observed)s, 1
+        %(obs)s, 1
     FROM a CROSS JOIN LATERAL (VALUES
         ('api_calls', a.counted, CASE WHEN a.late THEN a.counted ELSE 0 END, NULL::bigint),
         ('seats', 0, 0, %(seats)s::bigint),
@@ -259,7 +164,7 @@ ru AS (
 ),
 gu AS (
     INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
-    SELECT k.env_id, m.metric, m.value, %(observed)s
+    SELECT k.env_id, m.metric, m.value, %(obs)s
     FROM k, (VALUES ('seats', %(seats)s::bigint), ('tenants', %(tenants)s::bigint))
         AS m(metric, value)
     WHERE m.value IS NOT NULL
@@ -272,14 +177,14 @@ gu AS (
 touch AS (
     UPDATE accounts_apikey SET last_used_at = %(now)s
     WHERE id = (SELECT key_id FROM k)
-      AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
+      AND (last_used_at IS NULL OR last_used_at < %(touch)s)
     RETURNING 1
 )
-SELECT a.counted, a.duplicate, a.reset, a.late,
-    (SELECT count(*) FROM rd), (SELECT count(*) FROM ru),
-    (SELECT count(*) FROM gu), (SELECT count(*) FROM touch)
+SELECT a.counted, a.duplicate, a.reset, a.late, a.hour,
+    (SELECT count(*) FROM rd), (SELECT count(*) FROM ru)
 FROM a
 """
+SINGLE = _compact(SINGLE)
 
 
 def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
@@ -288,32 +193,30 @@ def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
     return {"prefix": match.group(1), "digest": tokens.digest(plaintext), "now": now}
 
 
-def _record_one_sql(plaintext: str, r: Reading, now: dt.datetime) -> Recorded | Refused:
+def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
+    """Record one reading in one statement; None when the key is not usable."""
     params = {
         **_key_params(plaintext, now),
-        "instance": r.instance,
+        "inst": r.instance,
         "boot": r.boot,
         "value": Int8(r.api_calls),
-        "observed": r.observed_at,
-        "observed_sent": r.observed_at if r.observed_sent else None,
+        "obs": r.observed_at,
+        "sent": r.observed_at if r.observed_sent else None,
         "seats": _i8(r.seats),
         "tenants": _i8(r.tenants),
         "source": ReadingSource.NATIVE.value,
-        "touch_before": now - LAST_USED_RESOLUTION,
+        "touch": now - LAST_USED_RESOLUTION,
     }
-    with _cursor() as cursor:
-        cursor.execute(_SINGLE, params)
-        row = cursor.fetchone()
+    cursor = _cursor()  # kept open: it is reused (see _cursor)
+    cursor.execute(SINGLE, params)
+    row = cursor.fetchone()
     if row is None:
-        return key_refusal(plaintext, now=now) or Refused(
-            KeyProblem.UNKNOWN, "The API key is not valid."
-        )
-    counted, duplicate, reset, late = row[:4]
-    hour = counting.floor_hour(r.observed_at)  # not returned: the response does not need it
-    return Recorded([Outcome(counted, hour, duplicate, reset, late)])
+        return None
+    counted, duplicate, reset, late, hour = row[:5]
+    return Outcome(counted, hour, duplicate, reset, late)
 
 
-_BATCH_HEADS = f"""
+BATCH_HEADS = f"""
 WITH k AS ({_AUTH}),
 i AS (
     SELECT DISTINCT s.instance FROM metering_usageseries s, k
@@ -330,8 +233,9 @@ SELECT k.key_id, k.env_id, k.closed_through, i.instance, h.generation, h.highest
     h.last_observed_at
 FROM k LEFT JOIN i ON true LEFT JOIN h ON h.instance = i.instance
 """
+BATCH_HEADS = _compact(BATCH_HEADS)
 
-_BATCH_SERIES = """
+BATCH_SERIES = """
 INSERT INTO metering_usageseries AS s (
     environment_id, instance, boot, generation, highest, last_observed_at,
     previous_highest, previous_observed_at, first_received_at, last_received_at)
@@ -350,8 +254,9 @@ ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
 RETURNING s.instance, s.boot, s.generation, s.id, (s.xmax = 0) AS fresh,
     s.previous_highest, s.previous_observed_at
 """
+BATCH_SERIES = _compact(BATCH_SERIES)
 
-_BATCH_WRITE = """
+BATCH_WRITE = """
 WITH rd AS (
     INSERT INTO metering_usagereading (
         environment_id, series_id, source, instance, boot, observed_at, received_at,
@@ -407,19 +312,20 @@ touch AS (
 SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM ru), (SELECT count(*) FROM gu),
     (SELECT count(*) FROM touch)
 """
+BATCH_WRITE = _compact(BATCH_WRITE)
 
 
-def _record_batch_sql(
+def record_batch(
     plaintext: str, readings: Sequence[Reading], now: dt.datetime, source: str
-) -> Recorded | Refused:
+) -> list[Outcome] | None:
+    """Record a batch in a constant number of statements; None when the key is not
+    usable."""
     instances = sorted({r.instance for r in readings})
-    with _cursor() as cursor:
-        cursor.execute(_BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
-        rows = cursor.fetchall()
+    cursor = _cursor()
+    cursor.execute(BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
+    rows = cursor.fetchall()
     if not rows:
-        return key_refusal(plaintext, now=now) or Refused(
-            KeyProblem.UNKNOWN, "The API key is not valid."
-        )
+        return None
     key_id, env_id, closed_through = rows[0][:3]
     known = {row[3] for row in rows if row[3] is not None}
     heads = {
@@ -428,9 +334,9 @@ def _record_batch_sql(
     keys = counting.choose_series(readings, heads)
     bounds = counting.series_bounds(readings, keys)
     ordered = sorted(bounds)
-    with transaction.atomic(), _cursor() as cursor:
+    with transaction.atomic():
         cursor.execute(
-            _BATCH_SERIES,
+            BATCH_SERIES,
             {
                 "env": env_id,
                 "now": now,
@@ -454,7 +360,7 @@ def _record_batch_sql(
         rollup_keys = sorted(deltas)
         gauges = counting.latest_gauges(readings)
         cursor.execute(
-            _BATCH_WRITE,
+            BATCH_WRITE,
             {
                 "env": env_id,
                 "key": key_id,
@@ -486,4 +392,4 @@ def _record_batch_sql(
                 "g_observed": [gauges[m][1] for m in sorted(gauges)],
             },
         )
-    return Recorded(results)
+    return results
