@@ -25,8 +25,6 @@ from metering.fleet.transport import HttpTransport
 from metering.models import UsageRollup
 from tests.processes import ROOT, process_env, wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
 PORTS = range(8200, 8290)  # this area's live-server ports (bench/ingest uses 8290+)
 
 
@@ -104,6 +102,9 @@ def _env_ids(environments) -> dict[str, int]:
     return out
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 def test_fleet_totals_are_exact_over_http(batch):
     environments = provision_environments(count=3, run_id="t1")
@@ -141,6 +142,9 @@ def test_fleet_totals_are_exact_over_http(batch):
         assert _rollup_calls({check.label: ids[i]}) == check.expected.api_calls
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_simulate_fleet_command_provisions_and_exits_0_on_exact_totals(tmp_path):
     keys_file = tmp_path / "keys.json"
     out = io.StringIO()
@@ -196,6 +200,9 @@ def _simulate(url: str, keys_file, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_exit_status_is_0_when_exact_and_1_when_the_server_counts_wrong(tmp_path):
     environments = provision_environments(count=2, run_id="t2")
     keys_file = tmp_path / "keys.json"
@@ -238,6 +245,9 @@ def test_exit_status_is_0_when_exact_and_1_when_the_server_counts_wrong(tmp_path
     assert "RESULT: FAILED" in bad.stdout
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_a_refused_key_is_an_error_and_exits_1(tmp_path):
     keys_file = tmp_path / "keys.json"
     keys_file.write_text(json.dumps({"bogus": "cpk_aaaaaaaaaaaa_" + "x" * 43}))
@@ -247,6 +257,7 @@ def test_a_refused_key_is_an_error_and_exits_1(tmp_path):
     assert "GET /api/v1/usage answered 401" in result.stderr
 
 
+@pytest.mark.django_db
 def test_command_refuses_bad_arguments(tmp_path):
     with pytest.raises(CommandError, match="--batch-size must be between 1 and 1000"):
         call_command("simulate_fleet", url="http://127.0.0.1:1", batch_size=1001)
