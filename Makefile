@@ -39,3 +39,7 @@ demo: $(VENV)/.installed-prod
 
 clean:
 	rm -rf var staticfiles
+
+# Usage-ingest benchmark on PostgreSQL (DATABASE_URL's server): see bench/README.md.
+bench: $(VENV)/.installed-dev
+	bench/ingest $(BENCH_ARGS)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.provisioning import provision
+from metering.fleet.demo import demo_usage
 
 STAFF_LOGIN = ("staff@example.com", "staff")
 OWNER_LOGIN = ("owner@acme.example", "demo")
@@ -90,4 +91,10 @@ def load_demo() -> dict[str, Any]:
                 ]
     keys_file.write_text(json.dumps(keys, indent=2))
     keys_file.chmod(0o600)
-    return {"logins": {"staff": STAFF_LOGIN, "owner": OWNER_LOGIN}, "api_keys": keys}
+    # Two days of simulated usage through the real ingest endpoints (once per environment).
+    usage = demo_usage(keys=keys)
+    return {
+        "logins": {"staff": STAFF_LOGIN, "owner": OWNER_LOGIN},
+        "api_keys": keys,
+        "usage": usage,
+    }

@@ -24,3 +24,10 @@ class Command(BaseCommand):
         self.stdout.write("Demo API keys (environment: key):")
         for name, key in sorted(demo["api_keys"].items()):
             self.stdout.write(f"  {name}: {key}")
+        usage = demo["usage"]
+        for name, calls in sorted(usage.pushed.items()):
+            self.stdout.write(f"Demo usage: {name}: 48 hours simulated, {calls} API calls")
+        for name in usage.skipped:
+            self.stdout.write(f"Demo usage: {name}: already has usage, left as is")
+        for problem in usage.problems:
+            self.stderr.write(f"Demo usage not loaded: {problem}")
