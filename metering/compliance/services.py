@@ -49,15 +49,18 @@ def webhook_endpoint_create(
         raise ComplianceError(
             "`description` is longer than 200 characters.", "invalid_description", "description"
         )
-    if organization.webhook_endpoints.count() >= MAX_ENDPOINTS_PER_ORGANIZATION:
-        raise ComplianceError(
-            f"An organization has at most {MAX_ENDPOINTS_PER_ORGANIZATION} webhook endpoints.",
-            "too_many_endpoints",
-        )
     secret = webhooks.new_secret()
     try:
-        # The unique (organization, url) constraint refuses a duplicate, also under races.
         with transaction.atomic():
+            # The organization's row lock serializes creations, so the cap holds under races;
+            # the unique (organization, url) constraint refuses a duplicate URL.
+            Organization.objects.select_for_update().get(pk=organization.pk)
+            if organization.webhook_endpoints.count() >= MAX_ENDPOINTS_PER_ORGANIZATION:
+                raise ComplianceError(
+                    f"An organization has at most {MAX_ENDPOINTS_PER_ORGANIZATION} webhook "
+                    "endpoints.",
+                    "too_many_endpoints",
+                )
             endpoint = WebhookEndpoint.objects.create(
                 organization=organization,
                 url=url,

@@ -126,3 +126,12 @@ def test_a_personal_access_token_works_like_a_session(tenant, other_tenant):
     assert created.status_code == 201
     assert client.get(URL).json()["webhooks"][0]["url"] == "https://h.example/pat"
     assert client.get("/api/v1/orgs/globex/webhooks").status_code == 404
+
+
+def test_at_most_ten_endpoints_per_organization(tenant):
+    client = client_for(tenant.owner)
+    for i in range(10):
+        assert client.post(URL, {"url": f"https://h.example/{i}"}, format="json").status_code == 201
+    response = client.post(URL, {"url": "https://h.example/11"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "too_many_endpoints")
+    assert WebhookEndpoint.objects.count() == 10
