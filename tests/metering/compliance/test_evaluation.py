@@ -16,6 +16,7 @@ from accounts.models import (
     TENANTS,
     DeveloperSeat,
     EnvironmentKind,
+    Organization,
     OverageMode,
     Role,
 )
@@ -314,6 +315,20 @@ def test_query_count_does_not_grow_with_the_number_of_contracts():
 
     assert len(report.raised) == 200 * 3
     assert len(many) == len(one)
+    # The large run takes the bulk path on PostgreSQL: every row is there and linked.
+    assert OverageFlag.objects.count() == FlagEvent.objects.count() == 600
+    assert Notification.objects.filter(event__isnull=False).count() == 600 * 2
+    assert set(
+        Notification.objects.filter(event__flag__organization__slug="more-7").values_list(
+            "event__flag__metric", "recipient"
+        )
+    ) == {
+        (metric, email)
+        for metric in ("api_calls", "seats")
+        for email in Organization.objects.get(slug="more-7")
+        .memberships.filter(role__in=["owner", "admin"])
+        .values_list("user__email", flat=True)
+    }
 
 
 def test_usage_of_finished_days_comes_from_the_day_cache_and_late_readings_refresh_it():
