@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -25,6 +26,20 @@ class ComplianceError(Exception):
         self.message, self.code, self.field = message, code, field
 
 
+def _is_internal_host(host: str) -> bool:
+    """Literal private, loopback, link-local or reserved addresses, and `localhost`:
+    webhooks must not become a way to reach our own network. (Names are not resolved
+    here: no network I/O while handling a request.)"""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
 def _check_url(url: str) -> str:
     url = (url or "").strip()
     try:
@@ -33,8 +48,17 @@ def _check_url(url: str) -> str:
         raise ComplianceError(
             "`url` must be an absolute http(s) URL.", "invalid_url", "url"
         ) from exc
-    if urlsplit(url).scheme != "https" and not settings.WEBHOOK_ALLOW_HTTP:
+    parts = urlsplit(url)
+    if settings.WEBHOOK_ALLOW_HTTP:
+        return url  # development: plain http and local receivers allowed
+    if parts.scheme != "https":
         raise ComplianceError("`url` must use https.", "insecure_url", "url")
+    if _is_internal_host(parts.hostname or ""):
+        raise ComplianceError(
+            "`url` must point to a public host, not a local or private address.",
+            "internal_url",
+            "url",
+        )
     if len(url) > 500:
         raise ComplianceError("`url` is longer than 500 characters.", "invalid_url", "url")
     return url
