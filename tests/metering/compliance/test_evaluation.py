@@ -358,3 +358,24 @@ def test_usage_of_finished_days_comes_from_the_day_cache_and_late_readings_refre
         ("raised", "seats", "warning", 9),
         ("resolved", "seats", "warning", 1),
     ]
+
+
+def test_a_31st_anchor_uses_the_short_months_last_day_as_the_period_start():
+    feb_27 = dt.datetime(2026, 2, 27, 12, tzinfo=dt.UTC)
+    feb_28 = dt.datetime(2026, 2, 28, tzinfo=dt.UTC)
+    with time_machine.travel(feb_27, tick=False):
+        t = make_tenant(
+            "acme",
+            starts_on=dt.date(2026, 1, 31),
+            ends_on=dt.date(2027, 1, 31),
+            api_calls_per_period=1000,
+        )
+        add_calls(t.production, feb_27, 700)  # period Jan 31 .. Feb 28
+        assert evaluation.evaluate().raised == []
+    with time_machine.travel(dt.datetime(2026, 3, 1, 0, 30, tzinfo=dt.UTC), tick=False):
+        add_calls(t.production, feb_28, 500)  # period Feb 28 .. Mar 31, from the day cache
+        add_calls(t.production, dt.datetime(2026, 3, 1, tzinfo=dt.UTC), 300)  # and today
+        report = evaluation.evaluate()
+    assert [(c.level, c.value, c.period_start) for c in report.raised] == [
+        ("warning", 800, "2026-02-28T00:00:00+00:00")
+    ]
