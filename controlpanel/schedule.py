@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 
 def _every(seconds: int, task: str, **kwargs: Any) -> dict[str, Any]:
     return {
@@ -21,4 +23,23 @@ def _every(seconds: int, task: str, **kwargs: Any) -> dict[str, Any]:
 def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
         "heartbeat": _every(60, "controlpanel.heartbeat"),
+        # --- compliance (intervals in settings: COMPLIANCE_*_EVERY) ---
+        "compliance-evaluate": _every(
+            settings.COMPLIANCE_EVALUATE_EVERY, "metering.compliance.evaluate"
+        ),
+        "compliance-send-notifications": _every(
+            settings.COMPLIANCE_NOTIFY_EVERY, "metering.compliance.send_notifications"
+        ),
+        "compliance-reporting-gaps": _every(
+            settings.COMPLIANCE_GAPS_EVERY, "metering.compliance.reporting_gaps"
+        ),
+        "compliance-close-periods": _every(
+            settings.COMPLIANCE_CLOSE_EVERY, "metering.compliance.close_periods"
+        ),
+        "compliance-expiry-reminders": _every(
+            settings.COMPLIANCE_REMINDERS_EVERY, "metering.compliance.expiry_reminders"
+        ),
+        "compliance-retention": _every(
+            settings.COMPLIANCE_RETENTION_EVERY, "metering.compliance.retention"
+        ),
     }

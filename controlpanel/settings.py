@@ -229,6 +229,26 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# --- compliance ---
+# How often each compliance job runs (seconds); beat expires each tick after 1.5x this.
+COMPLIANCE_EVALUATE_EVERY = env.int("COMPLIANCE_EVALUATE_EVERY", default=300)
+COMPLIANCE_NOTIFY_EVERY = env.int("COMPLIANCE_NOTIFY_EVERY", default=60)
+COMPLIANCE_GAPS_EVERY = env.int("COMPLIANCE_GAPS_EVERY", default=900)
+COMPLIANCE_CLOSE_EVERY = env.int("COMPLIANCE_CLOSE_EVERY", default=900)
+COMPLIANCE_REMINDERS_EVERY = env.int("COMPLIANCE_REMINDERS_EVERY", default=3600)
+COMPLIANCE_RETENTION_EVERY = env.int("COMPLIANCE_RETENTION_EVERY", default=3600)
+# A period is closed (true-ups frozen) this long after it ends, so late readings land.
+PERIOD_CLOSE_GRACE_HOURS = env.int("PERIOD_CLOSE_GRACE_HOURS", default=1)
+# Retention deletes raw readings in batches of this size, at most this many per run.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
+RETENTION_MAX_BATCHES = env.int("RETENTION_MAX_BATCHES", default=200)
+# Notification sender: attempts before giving up, first retry delay (doubles each time).
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
+NOTIFY_BACKOFF_SECONDS = env.int("NOTIFY_BACKOFF_SECONDS", default=60)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Plain-http and local/private webhook URLs are refused unless this is on (development).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+
 # --- team ---
 # Personal environments a developer seat holder may have on one project.
 PERSONAL_ENVIRONMENTS_PER_SEAT = env.int("PERSONAL_ENVIRONMENTS_PER_SEAT", default=3)

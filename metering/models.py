@@ -196,3 +196,8 @@ class UsageClosedThrough(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} closed through {self.closed_through:%Y-%m-%d}"
+
+
+# Compliance records live in their own module but belong to this app (one migrations
+# folder); importing them here registers them.
+from metering.compliance.models import *  # noqa: E402, F403

@@ -2,4 +2,19 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from metering.compliance import views
+
+urlpatterns = [
+    path(
+        "api/v1/orgs/<slug:org_slug>/webhooks",
+        views.WebhookListView.as_view(),
+        name="compliance-webhooks",
+    ),
+    path(
+        "api/v1/orgs/<slug:org_slug>/webhooks/<int:endpoint_id>",
+        views.WebhookDetailView.as_view(),
+        name="compliance-webhook",
+    ),
+]

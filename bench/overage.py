@@ -1,0 +1,248 @@
+"""bench/overage: one full contract evaluation at scale, on PostgreSQL.
+
+Builds 10,000 organizations with one active contract each (anchor days spread over the
+month), one project each with 3 environments (production + 2 CI/CD: 30,000 environments),
+and a month of hourly rollups: API calls for every environment (21.6 M rows), seats and
+tenants for every production environment (14.4 M rows), plus current gauges. Loading is
+one INSERT ... SELECT generate_series per table. Then it times `evaluation.evaluate()`
+from a clean flag table (first run: raises every flag) and again (steady state), and
+prints seconds and query counts. Finished days come from the evaluation's day cache
+(`UsageDay`): the first run builds it for the whole month ("cold"), later runs only for a
+day that just ended and for days late readings touched.
+
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/cp_bench .venv/bin/python bench/overage.py
+    (add --rebuild to reload the data; --orgs N for a smaller run)
+
+The database is migrated and its data replaced: never point it at a real database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
+os.environ.setdefault("DEBUG", "1")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_compliance_bench"
+)
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from metering.compliance import evaluation  # noqa: E402
+from metering.compliance.models import (  # noqa: E402
+    EvaluationCursor,
+    FlagEvent,
+    Notification,
+    OverageFlag,
+    UsageDay,
+    UsageDayBuilt,
+)
+
+ENVS_PER_ORG = 3
+HOURS = 30 * 24
+
+TABLES = [
+    "metering_usageday",
+    "metering_usagedaybuilt",
+    "metering_evaluationcursor",
+    "metering_notification",
+    "metering_flagevent",
+    "metering_overageflag",
+    "metering_usagerollup",
+    "metering_usagegauge",
+    "accounts_environment",
+    "accounts_project",
+    "accounts_contract",
+    "accounts_membership",
+    "accounts_organization",
+]
+
+
+def step(label: str, sql: str, params: dict | None = None) -> None:
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or {})
+    print(f"  {label}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def build(orgs: int, now: dt.datetime) -> None:
+    today = now.date()
+    first_hour = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=HOURS - 1)
+    p = {"n": orgs, "today": today, "first": first_hour, "hours": HOURS}
+    print(f"building {orgs} contracts, {orgs * ENVS_PER_ORG} environments, {HOURS} hours")
+    step("truncate", f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    step("synchronous_commit off", "SET synchronous_commit = off")
+    step(
+        "organizations",
+        "INSERT INTO accounts_organization (id, slug, name, created_at) "
+        "SELECT g, 'bench-' || g, 'Bench ' || g, now() FROM generate_series(1, %(n)s) g",
+        p,
+    )
+    step(
+        "contracts",
+        """INSERT INTO accounts_contract (id, organization_id, plan, status, starts_on, ends_on,
+            created_at, api_calls_per_period, seats_per_environment, tenants_per_environment,
+            tenants_type, developer_seats, nonprod_daily_api_calls,
+            advanced_publishing_workflow, aacl_teams, aacl_private_files,
+            aacl_folder_level_permissions, audit_logs, record_locking,
+            api_calls_overage, api_calls_overage_factor, seats_overage, tenants_overage,
+            developer_seats_overage, nonprod_daily_api_calls_overage)
+        SELECT g, g, 'bench', 'active', %(today)s::date - 365 + (g %% 31), %(today)s::date + 365,
+            now(), 20000 + (g %% 20) * 5000, 10, 5, 'fixed', 5, 5000,
+            false, false, false, false, false, false,
+            CASE WHEN g %% 3 = 0 THEN 'allow_up_to' ELSE 'allow' END,
+            CASE WHEN g %% 3 = 0 THEN 1.25 END, 'block', 'block', 'block', 'allow'
+        FROM generate_series(1, %(n)s) g""",
+        p,
+    )
+    step(
+        "projects",
+        "INSERT INTO accounts_project (id, organization_id, slug, name, created_at) "
+        "SELECT g, g, 'website', 'Website', now() FROM generate_series(1, %(n)s) g",
+        p,
+    )
+    step(
+        "environments",
+        """INSERT INTO accounts_environment (id, project_id, name, kind, status, created_at)
+        SELECT (g - 1) * 3 + k + 1, g,
+            CASE k WHEN 0 THEN 'production' ELSE 'ci-' || k END,
+            CASE k WHEN 0 THEN 'production' ELSE 'cicd' END, 'enabled', now()
+        FROM generate_series(1, %(n)s) g CROSS JOIN generate_series(0, 2) k""",
+        p,
+    )
+    # Bulk load without the rollup table's secondary indexes, then rebuild them: several
+    # times faster than maintaining three B-trees row by row.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'metering_usagerollup'::regclass AND contype IN ('u', 'f')"
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'metering_usagerollup' "
+            "AND indexname NOT LIKE '%%pkey' AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint WHERE conrelid = 'metering_usagerollup'::regclass)"
+        )
+        indexes = cursor.fetchall()
+        for name, _ in constraints:
+            cursor.execute(f'ALTER TABLE metering_usagerollup DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+    step(
+        "api_calls rollups",
+        """INSERT INTO metering_usagerollup (environment_id, metric, hour, total, late_total,
+            readings)
+        SELECT e, 'api_calls', %(first)s::timestamptz + h * interval '1 hour',
+            (e * 31 + h * 7) %% 50, 0, 1
+        FROM generate_series(1, %(n)s * 3) e CROSS JOIN generate_series(0, %(hours)s - 1) h""",
+        p,
+    )
+    step(
+        "seats and tenants rollups",
+        """INSERT INTO metering_usagerollup (environment_id, metric, hour, total, late_total,
+            peak, last, last_observed_at, readings)
+        SELECT (g - 1) * 3 + 1, m, %(first)s::timestamptz + h * interval '1 hour', 0, 0,
+            CASE m WHEN 'seats' THEN (g + h / 24) %% 12 ELSE (g + h / 24) %% 6 END,
+            CASE m WHEN 'seats' THEN (g + h / 24) %% 12 ELSE (g + h / 24) %% 6 END,
+            %(first)s::timestamptz + h * interval '1 hour', 1
+        FROM generate_series(1, %(n)s) g CROSS JOIN generate_series(0, %(hours)s - 1) h
+            CROSS JOIN (VALUES ('seats'), ('tenants')) AS metrics(m)""",
+        p,
+    )
+    step("maintenance_work_mem", "SET maintenance_work_mem = '1GB'")
+    for name, definition in constraints:
+        step(
+            f"rebuild {name}",
+            f'ALTER TABLE metering_usagerollup ADD CONSTRAINT "{name}" {definition}',
+        )
+    for name, definition in indexes:
+        step(f"rebuild {name}", definition)
+    step(
+        "gauges",
+        """INSERT INTO metering_usagegauge (environment_id, metric, value, observed_at)
+        SELECT (g - 1) * 3 + 1, m, CASE m WHEN 'seats' THEN g %% 11 ELSE g %% 5 END, now()
+        FROM generate_series(1, %(n)s) g CROSS JOIN (VALUES ('seats'), ('tenants')) AS ms(m)""",
+        p,
+    )
+    for table in (
+        "accounts_organization",
+        "accounts_contract",
+        "accounts_project",
+        "accounts_environment",
+    ):
+        step(
+            f"sequence {table}",
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))",
+        )
+    step("vacuum analyze", "VACUUM ANALYZE")
+
+
+def timed_evaluation(label: str, now: dt.datetime) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        report = evaluation.evaluate(at=now)
+        seconds = time.perf_counter() - started
+    print(
+        f"{label}: {seconds:.2f} s, {len(queries)} queries, {report.details['contracts']} "
+        f"contracts, {len(report.raised)} raised, {len(report.resolved)} resolved",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, default=10_000)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument(
+        "--warm", action="store_true", help="keep the day cache built by a previous run"
+    )
+    args = parser.parse_args()
+    assert connection.vendor == "postgresql", "bench/overage needs PostgreSQL"
+    call_command("migrate", verbosity=0)
+    now = timezone.now()
+    from accounts.models import Contract
+
+    if args.rebuild or Contract.objects.count() != args.orgs:
+        build(args.orgs, now)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM metering_usagerollup")
+        rollups = cursor.fetchone()[0]
+    print(
+        f"data: {args.orgs} contracts, {args.orgs * ENVS_PER_ORG} environments, {rollups} rollups"
+    )
+
+    def clear_flags() -> None:
+        Notification.objects.all().delete()
+        FlagEvent.objects.all().delete()
+        OverageFlag.objects.all().delete()
+
+    clear_flags()
+    if not args.warm:
+        UsageDay.objects.all().delete()
+        UsageDayBuilt.objects.all().delete()
+        EvaluationCursor.objects.all().delete()
+        timed_evaluation("cold: builds the day cache for the month, raises every flag", now)
+        step("vacuum analyze (autovacuum's job in production)", "VACUUM ANALYZE")
+        clear_flags()
+    timed_evaluation("full evaluation, warm day cache, raises every flag", now)
+    for _ in range(3):
+        timed_evaluation("full evaluation, steady state (nothing changed)", now)
+
+
+if __name__ == "__main__":
+    main()

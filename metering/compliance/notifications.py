@@ -1,0 +1,246 @@
+"""The notification outbox: rows written with the change they announce, sent later.
+
+Producing: `enqueue_*` insert one row per (topic, channel, recipient) in the caller's
+transaction; the unique key makes re-enqueueing a no-op.
+
+Sending: `send_pending` claims due rows with a conditional UPDATE (status pending, not
+claimed or claim expired), so two senders never hold one row; it sends outside any
+transaction, then marks the row sent (or schedules a retry with exponential backoff, or
+gives up after NOTIFY_MAX_ATTEMPTS). A worker that dies after sending but before marking
+leaves the row to be retried after the claim expires: receivers dedupe on the delivery id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import smtplib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import MANAGER_ROLES, Contract, Membership, Role
+from metering.compliance import webhooks
+from metering.compliance.models import (
+    Channel,
+    FlagEvent,
+    Notification,
+    NotificationStatus,
+    WebhookEndpoint,
+)
+
+CLAIM_SECONDS = 600
+MAX_BACKOFF_SECONDS = 6 * 3600
+
+
+# --- producing -----------------------------------------------------------------------------
+def _recipients(
+    *, organization_ids: Iterable[int], roles: Sequence[str]
+) -> dict[int, list[tuple[str, str, int | None]]]:
+    """(channel, recipient, endpoint id) per organization: managers' emails, staff alert
+    addresses, active webhook endpoints. Two queries whatever the number of organizations."""
+    org_ids = set(organization_ids)
+    out: dict[int, list[tuple[str, str, int | None]]] = defaultdict(list)
+    for org_id, email in Membership.objects.filter(
+        organization_id__in=org_ids, role__in=roles, user__is_active=True
+    ).values_list("organization_id", "user__email"):
+        out[org_id].append((Channel.EMAIL, email, None))
+    for org_id in org_ids:
+        out[org_id].extend((Channel.EMAIL, email, None) for email in settings.STAFF_ALERT_EMAILS)
+    for org_id, endpoint_id, url in WebhookEndpoint.objects.filter(
+        organization_id__in=org_ids, is_active=True
+    ).values_list("organization_id", "id", "url"):
+        out[org_id].append((Channel.WEBHOOK, url, endpoint_id))
+    return out
+
+
+def _insert(rows: list[Notification]) -> None:
+    # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
+    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+
+
+def enqueue_for_events(
+    *, events: Sequence[FlagEvent], labels: dict[int, tuple[str, str | None]]
+) -> None:
+    recipients = _recipients(
+        organization_ids={e.flag.organization_id for e in events}, roles=MANAGER_ROLES
+    )
+    rows = []
+    for event in events:
+        flag = event.flag
+        org_slug, env_label = labels[flag.id]
+        payload = {
+            "type": f"flag.{event.kind}",
+            "flag_id": flag.id,
+            "organization": org_slug,
+            "metric": flag.metric,
+            "scope": flag.scope,
+            "environment": env_label,
+            "level": flag.level,
+            "value": event.value,
+            "limit": flag.limit,
+            "period_start": flag.period_start.isoformat(),
+            "at": event.at.isoformat(),
+        }
+        where = f" in {env_label}" if env_label else ""
+        limit = f" of {flag.limit}" if flag.limit is not None else ""
+        subject = f"[Control Panel] {org_slug}: {flag.metric} {flag.level}{where} {event.kind} ({event.value}{limit})"
+        for channel, recipient, endpoint_id in recipients.get(flag.organization_id, []):
+            rows.append(
+                Notification(
+                    organization_id=flag.organization_id,
+                    event=event,
+                    endpoint_id=endpoint_id,
+                    topic=f"event:{event.id}",
+                    channel=channel,
+                    recipient=recipient,
+                    subject=subject[:300],
+                    payload=payload,
+                )
+            )
+    _insert(rows)
+
+
+def enqueue_expiry_reminders(*, contracts: Sequence[Contract], days_before: int) -> int:
+    recipients = _recipients(
+        organization_ids={c.organization_id for c in contracts}, roles=(Role.OWNER,)
+    )
+    rows = []
+    for contract in contracts:
+        org_slug = contract.organization.slug
+        payload = {
+            "type": "contract.expiring",
+            "organization": org_slug,
+            "plan": contract.plan,
+            "ends_on": contract.ends_on.isoformat(),
+            "days_before": days_before,
+        }
+        subject = f"[Control Panel] {org_slug}: contract ends on {contract.ends_on:%Y-%m-%d} (in {days_before} days or less)"
+        for channel, recipient, endpoint_id in recipients.get(contract.organization_id, []):
+            rows.append(
+                Notification(
+                    organization_id=contract.organization_id,
+                    endpoint_id=endpoint_id,
+                    topic=f"expiry:{contract.id}:{days_before}",
+                    channel=channel,
+                    recipient=recipient,
+                    subject=subject[:300],
+                    payload=payload,
+                )
+            )
+    _insert(rows)
+    return len(rows)
+
+
+# --- sending -------------------------------------------------------------------------------
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"send: {self.sent} sent, {self.retried} to retry, {self.failed} given up"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"job": "send", "sent": self.sent, "retried": self.retried, "failed": self.failed}
+
+
+def _due(now: dt.datetime):
+    return Notification.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        status=NotificationStatus.PENDING,
+        next_attempt_at__lte=now,
+    )
+
+
+def claim(*, batch: int, now: dt.datetime | None = None) -> tuple[str, list[Notification]]:
+    """Claim up to `batch` due rows. Returns (token, rows); token is "" when nothing was
+    due, and rows may be empty when another sender won every row we picked."""
+    now = now or timezone.now()
+    token = secrets.token_hex(12)
+    ids = list(_due(now).order_by("next_attempt_at", "id").values_list("id", flat=True)[:batch])
+    if not ids:
+        return "", []
+    # Conditional UPDATE: the WHERE is re-checked on each row at write time, so of two
+    # senders that picked the same rows each row is claimed by exactly one.
+    _due(now).filter(id__in=ids).update(
+        claim_token=token, claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS)
+    )
+    claimed = Notification.objects.filter(id__in=ids, claim_token=token).select_related("endpoint")
+    return token, list(claimed)
+
+
+def _send_one(notification: Notification) -> webhooks.DeliveryResult:
+    if notification.channel == Channel.EMAIL:
+        lines = [f"{k}: {v}" for k, v in notification.payload.items() if v is not None]
+        try:
+            send_mail(
+                notification.subject,
+                "\n".join(lines) + "\n",
+                settings.DEFAULT_FROM_EMAIL,
+                [notification.recipient],
+            )
+        except (smtplib.SMTPException, OSError) as exc:
+            permanent = isinstance(exc, smtplib.SMTPRecipientsRefused)
+            return webhooks.DeliveryResult(False, not permanent, f"{type(exc).__name__}: {exc}")
+        return webhooks.DeliveryResult(True, False)
+    endpoint = notification.endpoint
+    if endpoint is None or not endpoint.is_active:
+        return webhooks.DeliveryResult(False, False, "webhook endpoint disabled")
+    return webhooks.deliver(
+        url=endpoint.url,
+        secret_encrypted=endpoint.secret_encrypted,
+        payload={"id": notification.id, **notification.payload},
+        delivery_id=str(notification.id),
+        timestamp=int(timezone.now().timestamp()),
+    )
+
+
+def send_pending(*, batch: int = 50, max_batches: int = 20) -> SendReport:
+    report = SendReport()
+    for _ in range(max_batches):
+        token, claimed = claim(batch=batch)
+        if not token:
+            break
+        for notification in claimed:
+            result = _send_one(notification)
+            now = timezone.now()
+            mine = Notification.objects.filter(id=notification.id, claim_token=token)
+            attempts = notification.attempts + 1
+            if result.ok:
+                mine.update(
+                    status=NotificationStatus.SENT,
+                    sent_at=now,
+                    attempts=F("attempts") + 1,
+                    claimed_until=None,
+                    last_error="",
+                )
+                report.sent += 1
+            elif result.transient and attempts < settings.NOTIFY_MAX_ATTEMPTS:
+                delay = min(
+                    settings.NOTIFY_BACKOFF_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS
+                )
+                mine.update(
+                    attempts=F("attempts") + 1,
+                    next_attempt_at=now + dt.timedelta(seconds=delay),
+                    claimed_until=None,
+                    last_error=result.error,
+                )
+                report.retried += 1
+            else:
+                mine.update(
+                    status=NotificationStatus.FAILED,
+                    attempts=F("attempts") + 1,
+                    claimed_until=None,
+                    last_error=result.error,
+                )
+                report.failed += 1
+                report.errors.append(result.error)
+    return report

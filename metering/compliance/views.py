@@ -1,0 +1,157 @@
+"""Customer API for webhook endpoints: `/api/v1/orgs/<org_slug>/webhooks`.
+
+Owners and admins manage them; other members get 403, non-members 404 (an organization's
+existence is not revealed). Every queryset is scoped by the caller's organization.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from accounts.models import Organization
+from metering.compliance import selectors, services
+from metering.compliance.models import WebhookEndpoint
+
+ALLOWED_FIELDS = {"url", "description"}
+
+
+def _error(message: str, code: str, http_status: int, field: str | None = None) -> Response:
+    body: dict[str, Any] = {"message": message, "code": code}
+    if field:
+        body["field"] = field
+    return Response(body, status=http_status)
+
+
+def _handler(exc: Exception, context: dict) -> Response | None:
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    message = str(detail) if not isinstance(detail, dict | list) else "Invalid request."
+    code = getattr(exc, "default_code", "error")
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        message, code = "Not found.", "not_found"
+    response.data = {"message": message, "code": code}
+    return response
+
+
+def _endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "is_active": endpoint.is_active,
+        "secret_last_four": endpoint.secret_last_four,
+        "created_at": endpoint.created_at.isoformat(),
+    }
+
+
+class WebhookEndpointSerializer(serializers.Serializer):
+    """Documentation only: the shape `_endpoint_json` returns."""
+
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    description = serializers.CharField()
+    is_active = serializers.BooleanField()
+    secret_last_four = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+_ENDPOINT = WebhookEndpointSerializer
+_ERROR = inline_serializer(
+    "ComplianceError", {"message": serializers.CharField(), "code": serializers.CharField()}
+)
+
+
+class _OrganizationScoped(APIView):
+    def get_exception_handler(self):
+        return _handler
+
+    def organization(self, request: Request, org_slug: str) -> Organization:
+        membership = selectors.membership_for(user=request.user, org_slug=org_slug)
+        if membership is None:
+            raise Http404
+        if not membership.can_manage:
+            raise exceptions.PermissionDenied("Only owners and admins can manage webhooks.")
+        return membership.organization
+
+
+class WebhookListView(_OrganizationScoped):
+    @extend_schema(
+        operation_id="webhooks_list",
+        responses={
+            200: inline_serializer(
+                "WebhookList", {"webhooks": WebhookEndpointSerializer(many=True)}
+            )
+        },
+    )
+    def get(self, request: Request, org_slug: str) -> Response:
+        organization = self.organization(request, org_slug)
+        endpoints = selectors.webhook_endpoints_for(organization=organization)
+        return Response({"webhooks": [_endpoint_json(e) for e in endpoints]})
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        request=inline_serializer(
+            "WebhookCreate",
+            {"url": serializers.URLField(), "description": serializers.CharField(required=False)},
+        ),
+        responses={
+            201: OpenApiResponse(_ENDPOINT, "The endpoint, with `secret` shown once."),
+            400: _ERROR,
+        },
+    )
+    def post(self, request: Request, org_slug: str) -> Response:
+        organization = self.organization(request, org_slug)
+        data = request.data
+        if not isinstance(data, dict):
+            return _error("Send a JSON object with `url`.", "invalid_body", 400)
+        unknown = sorted(set(data) - ALLOWED_FIELDS)
+        if unknown:
+            return _error(f"Unknown field `{unknown[0]}`.", "unknown_field", 400, unknown[0])
+        url, description = data.get("url"), data.get("description", "")
+        if not isinstance(url, str) or not url:
+            return _error("`url` is required.", "missing_url", 400, "url")
+        if not isinstance(description, str):
+            return _error(
+                "`description` must be a string.", "invalid_description", 400, "description"
+            )
+        try:
+            endpoint, secret = services.webhook_endpoint_create(
+                organization=organization, url=url, description=description, created_by=request.user
+            )
+        except services.ComplianceError as exc:
+            return _error(exc.message, exc.code, 400, exc.field)
+        # The secret is shown here once; afterwards only its last four characters.
+        return Response(
+            {**_endpoint_json(endpoint), "secret": secret}, status=status.HTTP_201_CREATED
+        )
+
+
+class WebhookDetailView(_OrganizationScoped):
+    def _endpoint(self, request: Request, org_slug: str, endpoint_id: int) -> WebhookEndpoint:
+        organization = self.organization(request, org_slug)
+        endpoint = (
+            selectors.webhook_endpoints_for(organization=organization)
+            .filter(id=endpoint_id)
+            .first()
+        )
+        if endpoint is None:
+            raise Http404
+        return endpoint
+
+    @extend_schema(operation_id="webhooks_retrieve", responses={200: _ENDPOINT, 404: _ERROR})
+    def get(self, request: Request, org_slug: str, endpoint_id: int) -> Response:
+        return Response(_endpoint_json(self._endpoint(request, org_slug, endpoint_id)))
+
+    @extend_schema(operation_id="webhooks_destroy", responses={204: None, 404: _ERROR})
+    def delete(self, request: Request, org_slug: str, endpoint_id: int) -> Response:
+        services.webhook_endpoint_delete(endpoint=self._endpoint(request, org_slug, endpoint_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
