@@ -17,9 +17,4 @@ urlpatterns = [
     path(
         "api/v1/licenses/validate", licensing.LicenseValidateView.as_view(), name="license-validate"
     ),
-    path(
-        "api/v1/orgs/<slug:org_slug>/licenses",
-        licensing.OrganizationLicensesView.as_view(),
-        name="organization-licenses",
-    ),
 ]

@@ -3,7 +3,6 @@
 - GET /orgs/{orgId}/projects/{projectId}/license   the CMS's license fetch (WCP protocol)
 - GET /.well-known/jwks.json                        public keys for offline verification
 - POST /api/v1/licenses/validate                    online check of a token
-- GET /api/v1/orgs/{org}/licenses                   an organization's issued licenses
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors as account_selectors
 from accounts.licensing import selectors, services
 from accounts.models import ApiKey
 from accounts.services import api_key_touch
@@ -127,39 +125,3 @@ class LicenseValidateView(_ErrorShapeMixin, APIView):
             )
         result = selectors.license_validate(token=token)
         return Response({"valid": result.valid, "code": result.code, "message": result.message})
-
-
-class LicenseRecordSerializer(serializers.Serializer):
-    jti = serializers.CharField()
-    kind = serializers.CharField()
-    subject = serializers.CharField()
-    project = serializers.CharField(source="project.slug")
-    environment = serializers.CharField(source="environment_id", allow_null=True)
-    kid = serializers.CharField(source="signing_key.kid")
-    issued_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-    revoked_at = serializers.DateTimeField(allow_null=True)
-
-
-class OrganizationLicensesView(_ErrorShapeMixin, APIView):
-    """The newest licenses issued to an organization; members only (others get 404)."""
-
-    LIMIT = 100
-
-    @extend_schema(
-        responses={
-            200: inline_serializer(
-                "OrganizationLicenses", {"licenses": LicenseRecordSerializer(many=True)}
-            )
-        }
-    )
-    def get(self, request: Request, org_slug: str) -> Response:
-        organization = (
-            account_selectors.organizations_for_user(user=request.user)
-            .filter(slug=org_slug)
-            .first()
-        )
-        if organization is None:
-            return Response({"message": "No such organization.", "code": "not_found"}, status=404)
-        records = selectors.licenses_for_organization(organization=organization)[: self.LIMIT]
-        return Response({"licenses": LicenseRecordSerializer(records, many=True).data})

@@ -86,6 +86,7 @@ class OrgScopedView(CustomerAPIView):
     admin (403 for members); everything needs membership (404 otherwise)."""
 
     manager_methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")
+    manager_message = "Only an owner or an admin of the organization can do this."
     organization: Organization
     membership: Membership
 
@@ -101,9 +102,7 @@ class OrgScopedView(CustomerAPIView):
         self.membership = membership
         self.organization = membership.organization
         if request.method in self.manager_methods and not membership.can_manage:
-            raise exceptions.PermissionDenied(
-                "Only an owner or an admin of the organization can do this."
-            )
+            raise exceptions.PermissionDenied(self.manager_message)
 
     def get_project(self, slug: str) -> Project:
         return get_object_or_404(Project, organization=self.organization, slug=slug)

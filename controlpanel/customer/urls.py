@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from controlpanel.customer import api, cli_api, pages
+from controlpanel.customer import api, cli_api, licenses, pages, webhooks
 
 ORG = "api/v1/orgs/<slug:org>"
 PROJECT = f"{ORG}/projects/<slug:project>"
@@ -55,5 +55,17 @@ urlpatterns = [
         f"{PROJECT}/personal-environments",
         api.PersonalEnvironmentsView.as_view(),
         name="api-personal-environments",
+    ),
+    # Licenses issued to the organization (members), webhook endpoints (owners/admins)
+    path(
+        f"{ORG}/licenses",
+        licenses.OrganizationLicensesView.as_view(),
+        name="organization-licenses",
+    ),
+    path(f"{ORG}/webhooks", webhooks.WebhookListView.as_view(), name="compliance-webhooks"),
+    path(
+        f"{ORG}/webhooks/<int:endpoint_id>",
+        webhooks.WebhookDetailView.as_view(),
+        name="compliance-webhook",
     ),
 ]

@@ -1,20 +1,8 @@
-"""URL routes of metering/compliance (mounted at the site root by controlpanel.urls)."""
+"""URL routes of metering/compliance (mounted at the site root by controlpanel.urls).
+
+The webhook-endpoint API is presentation: it lives with the customer API
+(controlpanel/customer/webhooks.py), behind the same organization-scoped base view."""
 
 from __future__ import annotations
 
-from django.urls import path
-
-from metering.compliance import views
-
-urlpatterns = [
-    path(
-        "api/v1/orgs/<slug:org_slug>/webhooks",
-        views.WebhookListView.as_view(),
-        name="compliance-webhooks",
-    ),
-    path(
-        "api/v1/orgs/<slug:org_slug>/webhooks/<int:endpoint_id>",
-        views.WebhookDetailView.as_view(),
-        name="compliance-webhook",
-    ),
-]
+urlpatterns: list = []

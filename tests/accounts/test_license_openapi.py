@@ -13,6 +13,6 @@ def test_schema_lists_the_licensing_endpoints(client, db):
     assert set(license_op["responses"]) == {"200", "401", "403", "503"}
     assert paths["/.well-known/jwks.json"]["get"]["operationId"] == "license_jwks"
     assert "post" in paths["/api/v1/licenses/validate"]
-    assert "get" in paths["/api/v1/orgs/{org_slug}/licenses"]
+    assert "get" in paths["/api/v1/orgs/{org}/licenses"]
     assert "WcpLicenseDocument" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["wcpLicenseKey"]["name"] == "authorization"

@@ -37,7 +37,7 @@ def test_another_organizations_licenses_are_404(client, tenant, other_tenant):
     response = client.get("/api/v1/orgs/acme/licenses")
 
     assert response.status_code == 404
-    assert response.json() == {"message": "No such organization.", "code": "not_found"}
+    assert response.json() == {"message": "Not found.", "code": "not_found"}
 
 
 def test_outsider_gets_404_and_anonymous_is_refused(client, tenant, outsider):

@@ -1,7 +1,7 @@
 """Structural guarantees of the customer API's routes."""
 
 import pytest
-from django.urls import URLPattern
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from controlpanel.customer import urls
 from controlpanel.customer.auth import PersonalAccessTokenAuthentication
@@ -12,9 +12,18 @@ def routes():
     return [p for p in urls.urlpatterns if isinstance(p, URLPattern)]
 
 
+def site_routes(patterns=None, prefix=""):
+    """Every route of the whole site, whichever app mounts it."""
+    for p in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(p, URLResolver):
+            yield from site_routes(p.url_patterns, prefix + str(p.pattern))
+        else:
+            yield prefix + str(p.pattern), p
+
+
 def test_every_organization_route_is_scoped_by_membership():
-    org_routes = [p for p in routes() if str(p.pattern).startswith("api/v1/orgs/")]
-    assert len(org_routes) == 8
+    org_routes = [p for route, p in site_routes() if route.startswith("api/v1/orgs/")]
+    assert len(org_routes) == 11  # members, invitations, seats, environments, licenses, webhooks
     unscoped = [
         str(p.pattern)
         for p in org_routes

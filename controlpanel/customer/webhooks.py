@@ -1,4 +1,4 @@
-"""Customer API for webhook endpoints: `/api/v1/orgs/<org_slug>/webhooks`.
+"""Customer API for webhook endpoints: `/api/v1/orgs/<org>/webhooks`.
 
 Owners and admins manage them; other members get 403, non-members 404 (an organization's
 existence is not revealed). Every queryset is scoped by the caller's organization.
@@ -10,12 +10,11 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView, exception_handler
 
-from accounts.models import Organization
+from controlpanel.customer.base import OrgScopedView
 from metering.compliance import selectors, services
 from metering.compliance.models import WebhookEndpoint
 
@@ -27,19 +26,6 @@ def _error(message: str, code: str, http_status: int, field: str | None = None) 
     if field:
         body["field"] = field
     return Response(body, status=http_status)
-
-
-def _handler(exc: Exception, context: dict) -> Response | None:
-    response = exception_handler(exc, context)
-    if response is None:
-        return None
-    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-    message = str(detail) if not isinstance(detail, dict | list) else "Invalid request."
-    code = getattr(exc, "default_code", "error")
-    if isinstance(exc, Http404 | exceptions.NotFound):
-        message, code = "Not found.", "not_found"
-    response.data = {"message": message, "code": code}
-    return response
 
 
 def _endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -70,20 +56,14 @@ _ERROR = inline_serializer(
 )
 
 
-class _OrganizationScoped(APIView):
-    def get_exception_handler(self):
-        return _handler
+class _WebhookView(OrgScopedView):
+    """Owners and admins only, reading included: endpoints carry delivery URLs."""
 
-    def organization(self, request: Request, org_slug: str) -> Organization:
-        membership = selectors.membership_for(user=request.user, org_slug=org_slug)
-        if membership is None:
-            raise Http404
-        if not membership.can_manage:
-            raise exceptions.PermissionDenied("Only owners and admins can manage webhooks.")
-        return membership.organization
+    manager_methods = ("GET", "POST", "DELETE")
+    manager_message = "Only owners and admins can manage webhooks."
 
 
-class WebhookListView(_OrganizationScoped):
+class WebhookListView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_list",
         responses={
@@ -92,8 +72,8 @@ class WebhookListView(_OrganizationScoped):
             )
         },
     )
-    def get(self, request: Request, org_slug: str) -> Response:
-        organization = self.organization(request, org_slug)
+    def get(self, request: Request, org: str) -> Response:
+        organization = self.organization
         endpoints = selectors.webhook_endpoints_for(organization=organization)
         return Response({"webhooks": [_endpoint_json(e) for e in endpoints]})
 
@@ -108,8 +88,8 @@ class WebhookListView(_OrganizationScoped):
             400: _ERROR,
         },
     )
-    def post(self, request: Request, org_slug: str) -> Response:
-        organization = self.organization(request, org_slug)
+    def post(self, request: Request, org: str) -> Response:
+        organization = self.organization
         data = request.data
         if not isinstance(data, dict):
             return _error("Send a JSON object with `url`.", "invalid_body", 400)
@@ -135,9 +115,9 @@ class WebhookListView(_OrganizationScoped):
         )
 
 
-class WebhookDetailView(_OrganizationScoped):
-    def _endpoint(self, request: Request, org_slug: str, endpoint_id: int) -> WebhookEndpoint:
-        organization = self.organization(request, org_slug)
+class WebhookDetailView(_WebhookView):
+    def _endpoint(self, request: Request, org: str, endpoint_id: int) -> WebhookEndpoint:
+        organization = self.organization
         endpoint = (
             selectors.webhook_endpoints_for(organization=organization)
             .filter(id=endpoint_id)
@@ -148,10 +128,10 @@ class WebhookDetailView(_OrganizationScoped):
         return endpoint
 
     @extend_schema(operation_id="webhooks_retrieve", responses={200: _ENDPOINT, 404: _ERROR})
-    def get(self, request: Request, org_slug: str, endpoint_id: int) -> Response:
-        return Response(_endpoint_json(self._endpoint(request, org_slug, endpoint_id)))
+    def get(self, request: Request, org: str, endpoint_id: int) -> Response:
+        return Response(_endpoint_json(self._endpoint(request, org, endpoint_id)))
 
     @extend_schema(operation_id="webhooks_destroy", responses={204: None, 404: _ERROR})
-    def delete(self, request: Request, org_slug: str, endpoint_id: int) -> Response:
-        services.webhook_endpoint_delete(endpoint=self._endpoint(request, org_slug, endpoint_id))
+    def delete(self, request: Request, org: str, endpoint_id: int) -> Response:
+        services.webhook_endpoint_delete(endpoint=self._endpoint(request, org, endpoint_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
