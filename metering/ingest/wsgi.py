@@ -1,0 +1,203 @@
+"""A WSGI fast lane for `POST /api/v1/usage` and `POST /api/v1/usage/batch`.
+
+Django's request handling and middleware cost about as much CPU per reading as the ingest
+itself; none of it is needed here (API keys, no session, cookies, CSRF, users, messages
+or static files). The lane answers these two routes from the environ with the very
+function the Django views call (`metering.ingest.http.post_usage`), so the answers are
+the same by construction, and keeps what Django does that these requests see:
+
+- `request_started` / `request_finished` are sent as Django's WSGI handler sends them
+  (the second when the server closes the response), so database connections are
+  checked, aged (CONN_MAX_AGE) and returned to the pool exactly as for any request;
+- the headers the middleware adds to these answers (X-Frame-Options, Content-Length,
+  the SecurityMiddleware headers, HSTS on HTTPS) are computed by running those
+  middlewares' own `process_response` once per scheme and reused;
+- anything Django would answer differently before reaching the view is left to
+  Django: a Host not in ALLOWED_HOSTS, a request SECURE_SSL_REDIRECT redirects,
+  DISALLOWED_USER_AGENTS or PREPEND_WWW set, another method or path;
+- answers of 400 and above are logged to `django.request` as Django's handler logs them;
+- an unexpected exception is answered by Django's own `response_for_exception`
+  (logging, `got_request_exception`, handler500).
+
+INGEST_WSGI_FAST_LANE=0 turns the lane off (every request through Django).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from http.client import responses
+from typing import Any
+
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.exception import response_for_exception
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.core.signals import setting_changed
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
+from django.utils.log import log_response
+
+from metering.ingest import http
+from metering.readings import Invalid
+
+PATHS = {"/api/v1/usage": True, "/api/v1/usage/batch": False}  # path -> single
+
+
+class _Environ:
+    """Just enough of an HttpRequest for Django's own host and scheme logic."""
+
+    __slots__ = ("META",)
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.META = environ
+
+    def _get_scheme(self) -> str:
+        return self.META.get("wsgi.url_scheme", "http")
+
+    _get_raw_host = HttpRequest._get_raw_host
+    get_port = HttpRequest.get_port
+    scheme = HttpRequest.scheme
+    is_secure = HttpRequest.is_secure
+
+
+def _host_allowed(request: _Environ) -> bool:
+    # As HttpRequest.get_host() (called by CommonMiddleware for every request).
+    allowed_hosts = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _port = split_domain_port(request._get_raw_host())
+    return bool(domain) and validate_host(domain, allowed_hosts)
+
+
+def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
+    """The headers XFrameOptions, Common and Security middleware add to a JSON answer,
+    in the order they add them, from those middlewares themselves. Content-Length is
+    left as a placeholder."""
+    from django.middleware.clickjacking import XFrameOptionsMiddleware
+    from django.middleware.common import CommonMiddleware
+    from django.middleware.security import SecurityMiddleware
+
+    class Probe:
+        def is_secure(self) -> bool:
+            return secure
+
+    response = HttpResponse(b"", content_type="application/json")
+    for middleware in (XFrameOptionsMiddleware, CommonMiddleware, SecurityMiddleware):
+        # process_response of these three reads nothing else of the request for a 202.
+        middleware(lambda r: response).process_response(Probe(), response)  # type: ignore[arg-type]
+    return [(k, v) for k, v in response.items() if k != "Content-Type"]
+
+
+def _log(environ: dict[str, Any], body: list[bytes], answer: http.Reply) -> None:
+    """What Django's handler logs for an answer of 400 and above (django.request)."""
+    environ["wsgi.input"] = io.BytesIO(b"".join(body))
+    request = WSGIRequest(environ)
+    response = HttpResponse(answer.body, status=answer.status, content_type="application/json")
+    log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+
+
+class _Closing:
+    """The body iterable; `close()` sends request_finished, as Django's responses do."""
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._chunks)
+
+    def close(self) -> None:
+        signals.request_finished.send(sender=WSGIHandler)
+
+
+class IngestLane:
+    """WSGI middleware: the two ingest routes answered directly, the rest by `app`."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self._headers: dict[bool, list[tuple[str, str]]] = {}
+        self._hosts: dict[tuple[Any, ...], bool] = {}
+        # Settings are fixed in production; tests change them (override_settings).
+        setting_changed.connect(self._forget)
+
+    def _forget(self, **kwargs: Any) -> None:
+        self._headers.clear()
+        self._hosts.clear()
+
+    def _eligible(self, environ: dict[str, Any]) -> bool | None:
+        """single / batch when the lane answers this request the way Django would, else
+        None (Django answers)."""
+        single = PATHS.get(environ.get("PATH_INFO", ""))
+        if single is None or environ.get("REQUEST_METHOD") != "POST":
+            return None
+        if not settings.INGEST_WSGI_FAST_LANE:
+            return None
+        if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
+            return None
+        request = _Environ(environ)
+        if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+            return None  # SecurityMiddleware redirects (no exemption matches these paths)
+        raw_host = request._get_raw_host()
+        key = (raw_host, settings.DEBUG, tuple(settings.ALLOWED_HOSTS))
+        allowed = self._hosts.get(key)
+        if allowed is None:
+            allowed = _host_allowed(request)
+            if len(self._hosts) < 256:
+                self._hosts[key] = allowed
+        return single if allowed else None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        single = self._eligible(environ)
+        if single is None:
+            return self.app(environ, start_response)
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        body: list[bytes] = []
+
+        def read_body() -> bytes:
+            # As WSGIRequest.body: CONTENT_LENGTH bytes, nothing without it.
+            try:
+                length = int(environ.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
+            except (ValueError, TypeError):
+                length = 0
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            if limit is not None and length > limit:
+                raise Invalid(http.TOO_LARGE, "too_large", 413)  # as RequestDataTooBig
+            data = environ["wsgi.input"].read(length) if length > 0 else b""
+            body.append(data)
+            return data
+
+        secure = _Environ(environ).is_secure()
+        try:
+            answer = http.post_usage(environ, read_body, single=single)
+        except Exception as exc:
+            return self._exception(environ, start_response, exc, body, secure)
+        if answer.status >= 400:
+            _log(environ, body, answer)
+        headers = [("Content-Type", "application/json"), *answer.headers]
+        headers.extend(self._suffix(secure, len(answer.body)))
+        start_response(f"{answer.status} {responses[answer.status]}", headers)
+        return _Closing([answer.body])
+
+    def _suffix(self, secure: bool, length: int) -> list[tuple[str, str]]:
+        template = self._headers.get(secure)
+        if template is None:
+            template = self._headers[secure] = _middleware_headers(secure)
+        return [(k, str(length) if k == "Content-Length" else v) for k, v in template]
+
+    def _exception(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        exc: Exception,
+        body: list[bytes],
+        secure: bool,
+    ) -> Any:
+        environ["wsgi.input"] = io.BytesIO(b"".join(body))
+        request = WSGIRequest(environ)
+        response = response_for_exception(request, exc)
+        headers = [(k, v) for k, v in response.items() if k != "Content-Length"]
+        headers.extend(self._suffix(secure, len(response.content)))
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return _Closing([response.content])
