@@ -118,40 +118,55 @@ class IngestLane:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self._headers: dict[bool, list[tuple[str, str]]] = {}
-        self._hosts: dict[tuple[Any, ...], bool] = {}
+        self._hosts: dict[str, bool] = {}
+        self._settings: tuple[bool, bool, bool] | None = None
         # Settings are fixed in production; tests change them (override_settings).
         setting_changed.connect(self._forget)
 
     def _forget(self, **kwargs: Any) -> None:
         self._headers.clear()
         self._hosts.clear()
+        self._settings = None
 
-    def _eligible(self, environ: dict[str, Any]) -> bool | None:
-        """single / batch when the lane answers this request the way Django would, else
-        None (Django answers)."""
+    def _eligible(self, environ: dict[str, Any]) -> tuple[bool, bool] | None:
+        """(single, secure) when the lane answers this request the way Django would,
+        else None (Django answers)."""
         single = PATHS.get(environ.get("PATH_INFO", ""))
         if single is None or environ.get("REQUEST_METHOD") != "POST":
             return None
-        if not settings.INGEST_WSGI_FAST_LANE:
-            return None
-        if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
+        if self._settings is None:
+            self._settings = (
+                bool(
+                    settings.INGEST_WSGI_FAST_LANE
+                    and not settings.DISALLOWED_USER_AGENTS
+                    and not settings.PREPEND_WWW
+                ),
+                bool(settings.SECURE_SSL_REDIRECT),
+                bool(settings.SECURE_PROXY_SSL_HEADER),
+            )
+        enabled, ssl_redirect, proxy_ssl_header = self._settings
+        if not enabled:
             return None
         request = _Environ(environ)
-        if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+        if proxy_ssl_header:
+            secure = request.is_secure()
+        else:  # as HttpRequest.is_secure() without SECURE_PROXY_SSL_HEADER
+            secure = environ.get("wsgi.url_scheme") == "https"
+        if ssl_redirect and not secure:
             return None  # SecurityMiddleware redirects (no exemption matches these paths)
         raw_host = request._get_raw_host()
-        key = (raw_host, settings.DEBUG, tuple(settings.ALLOWED_HOSTS))
-        allowed = self._hosts.get(key)
+        allowed = self._hosts.get(raw_host)
         if allowed is None:
             allowed = _host_allowed(request)
             if len(self._hosts) < 256:
-                self._hosts[key] = allowed
-        return single if allowed else None
+                self._hosts[raw_host] = allowed
+        return (single, secure) if allowed else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        single = self._eligible(environ)
-        if single is None:
+        eligible = self._eligible(environ)
+        if eligible is None:
             return self.app(environ, start_response)
+        single, secure = eligible
         signals.request_started.send(sender=WSGIHandler, environ=environ)
         body: list[bytes] = []
 
@@ -168,7 +183,6 @@ class IngestLane:
             body.append(data)
             return data
 
-        secure = _Environ(environ).is_secure()
         try:
             answer = http.post_usage(environ, read_body, single=single)
         except Exception as exc:
