@@ -227,3 +227,27 @@ def test_connections_are_aged_and_released_as_by_django(tenant, max_age):
     finally:
         connection.settings_dict["CONN_MAX_AGE"] = saved
         connection.close()
+
+
+def test_other_receivers_of_the_request_signals_are_sent_them(tenant):
+    from django.core.signals import request_finished, request_started
+
+    seen = []
+
+    def started(sender, environ, **kwargs):
+        seen.append(("started", environ["PATH_INFO"]))
+
+    def finished(sender, **kwargs):
+        seen.append(("finished", sender.__name__))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        env = environ("/api/v1/usage", json.dumps(GOOD), **_auth(tenant.api_key))
+        with connections_kept():
+            status, _, _ = call(wsgi.application, env)
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert status == "202 Accepted"
+    assert seen == [("started", "/api/v1/usage"), ("finished", "WSGIHandler")]
