@@ -14,9 +14,10 @@ the same by construction, and keeps what Django does that these requests see:
 - the headers the middleware adds to these answers (X-Frame-Options, Content-Length,
   the SecurityMiddleware headers, HSTS on HTTPS) are computed by running those
   middlewares' own `process_response` once per scheme and reused;
-- anything Django would answer differently before reaching the view is left to
-  Django: a Host not in ALLOWED_HOSTS, a request SECURE_SSL_REDIRECT redirects,
-  DISALLOWED_USER_AGENTS or PREPEND_WWW set, another method or path;
+- anything Django would answer differently is left to Django: a Host not in
+  ALLOWED_HOSTS, a request SECURE_SSL_REDIRECT redirects, a request with cookies,
+  DISALLOWED_USER_AGENTS or PREPEND_WWW set, a MIDDLEWARE the lane does not know,
+  another method or path;
 - answers of 400 and above are logged to `django.request` as Django's handler logs them;
 - an unexpected exception is answered by Django's own `response_for_exception`
   (logging, `got_request_exception`, handler500).
@@ -45,6 +46,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.urls import set_urlconf
 from django.utils.log import log_response
+from django.utils.module_loading import import_string
 
 from metering.ingest import http
 from metering.readings import Invalid
@@ -78,22 +80,48 @@ def _host_allowed(request: _Environ) -> bool:
     return bool(domain) and validate_host(domain, allowed_hosts)
 
 
+# Middleware that adds headers to these answers; the lane applies it as Django would.
+RESPONSE_MIDDLEWARE = frozenset(
+    {
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    }
+)
+# Middleware that changes nothing in these answers: static files under STATIC_URL only;
+# no session, user, CSRF token or message is touched by a csrf-exempt view that reads
+# none of them (requests carrying cookies go through Django anyway).
+NEUTRAL_MIDDLEWARE = frozenset(
+    {
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+    }
+)
+
+
+def _middleware_known() -> bool:
+    """The lane only runs when every configured middleware is one it accounts for."""
+    return set(settings.MIDDLEWARE) <= RESPONSE_MIDDLEWARE | NEUTRAL_MIDDLEWARE
+
+
 def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
-    """The headers XFrameOptions, Common and Security middleware add to a JSON answer,
-    in the order they add them, from those middlewares themselves. Content-Length is
-    left as a placeholder."""
-    from django.middleware.clickjacking import XFrameOptionsMiddleware
-    from django.middleware.common import CommonMiddleware
-    from django.middleware.security import SecurityMiddleware
+    """The headers the configured Security, Common and XFrameOptions middleware add to a
+    JSON answer, in the order they add them, from those middlewares themselves.
+    Content-Length is left as a placeholder."""
 
     class Probe:
         def is_secure(self) -> bool:
             return secure
 
     response = HttpResponse(b"", content_type="application/json")
-    for middleware in (XFrameOptionsMiddleware, CommonMiddleware, SecurityMiddleware):
-        # process_response of these three reads nothing else of the request for a 202.
-        middleware(lambda r: response).process_response(Probe(), response)  # type: ignore[arg-type]
+    for path in reversed(settings.MIDDLEWARE):  # responses pass them in reverse order
+        if path in RESPONSE_MIDDLEWARE:
+            # Their process_response reads nothing else of the request for these answers.
+            middleware = import_string(path)(lambda r: response)
+            middleware.process_response(Probe(), response)  # type: ignore[arg-type]
     return [(k, v) for k, v in response.items() if k != "Content-Type"]
 
 
@@ -177,10 +205,13 @@ class IngestLane:
         single = PATHS.get(environ.get("PATH_INFO", ""))
         if single is None or environ.get("REQUEST_METHOD") != "POST":
             return None
+        if environ.get("HTTP_COOKIE"):
+            return None  # session, CSRF and message cookies: Django's business
         if self._settings is None:
             self._settings = (
                 bool(
                     settings.INGEST_WSGI_FAST_LANE
+                    and _middleware_known()
                     and not settings.DISALLOWED_USER_AGENTS
                     and not settings.PREPEND_WWW
                 ),

@@ -175,9 +175,28 @@ def test_https_answers_carry_hsts_as_djangos_do(tenant, caplog, settings):
     assert dict(lane[1])["Strict-Transport-Security"].startswith("max-age=3600")
 
 
+def test_headers_follow_the_configured_middleware(tenant, caplog, settings):
+    settings.MIDDLEWARE = [
+        m
+        for m in settings.MIDDLEWARE
+        if m != "django.middleware.clickjacking.XFrameOptionsMiddleware"
+    ]
+    lane, django = _both("/api/v1/usage", "{", caplog, **_auth(tenant.api_key))
+    assert lane == django
+    assert "X-Frame-Options" not in dict(lane[1])
+
+
 @pytest.mark.parametrize(
     "setup",
-    ["disallowed host", "ssl redirect", "lane off", "wrong method", "other path"],
+    [
+        "disallowed host",
+        "ssl redirect",
+        "lane off",
+        "wrong method",
+        "other path",
+        "cookie",
+        "unknown middleware",
+    ],
 )
 def test_what_django_answers_differently_is_left_to_django(tenant, caplog, settings, setup):
     extra = _auth(tenant.api_key)
@@ -190,6 +209,10 @@ def test_what_django_answers_differently_is_left_to_django(tenant, caplog, setti
         settings.INGEST_WSGI_FAST_LANE = False
     elif setup == "wrong method":
         method = "PUT"
+    elif setup == "cookie":
+        extra["HTTP_COOKIE"] = "sessionid=stale"
+    elif setup == "unknown middleware":
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
     else:
         path = "/api/v1/usage/"
     env = environ(path, json.dumps(GOOD), **extra)
@@ -204,6 +227,8 @@ def test_what_django_answers_differently_is_left_to_django(tenant, caplog, setti
         "lane off": "202 Accepted",
         "wrong method": "405 Method Not Allowed",
         "other path": "404 Not Found",
+        "cookie": "202 Accepted",
+        "unknown middleware": "202 Accepted",
     }
     assert status == expected[setup]
 
