@@ -287,3 +287,8 @@ INGEST_SQL_FAST_PATH = env.bool("INGEST_SQL_FAST_PATH", default=True)
 SPECTACULAR_SETTINGS.setdefault(
     "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
 ).append("metering.openapi.ingest_paths")
+
+# --- perf ---
+# Answer POST /api/v1/usage[/batch] in a WSGI fast lane in front of Django (same answers,
+# without Django's request handling and middleware); 0 sends them through Django.
+INGEST_WSGI_FAST_LANE = env.bool("INGEST_WSGI_FAST_LANE", default=True)

@@ -8,163 +8,85 @@ no CSRF (API keys, not cookies, authenticate these requests).
 from __future__ import annotations
 
 import datetime as dt
-import json
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, DataError
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.http.request import RawPostDataException
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import SEATS, TENANTS
-from accounts.selectors import API_KEY_SHAPE, api_key_check
+from accounts.selectors import api_key_check
 from accounts.wcp import WcpRefusal, wcp_authenticate, wcp_key_from_request
 from metering import ingest, selectors, services
-from metering.counting import CountOverflow, Outcome
+from metering.ingest import http
 from metering.models import ReadingSource
 from metering.readings import (
     FUTURE_SKEW,
     Invalid,
-    parse_batch,
-    parse_reading,
     parse_timestamp,
 )
-from metering.throttle import throttle_retry_after
 
-MAX_BODY = 1024 * 1024
-# Each count is below 2^63, but an hour's sum of them may not be.
-OUT_OF_RANGE = "These counts would take a total beyond 2^63; nothing was recorded."
-RETRY_AFTER_SECONDS = 5
+MAX_BODY = http.MAX_BODY
+OUT_OF_RANGE = http.OUT_OF_RANGE
+RETRY_AFTER_SECONDS = http.RETRY_AFTER_SECONDS
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
-    for name, value in (headers or {}).items():
+def _response(answer: http.Reply) -> HttpResponse:
+    response = HttpResponse(answer.body, status=answer.status, content_type="application/json")
+    for name, value in answer.headers:
         response[name] = value
     return response
 
 
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
+    return _response(http.reply(status, body, tuple((headers or {}).items())))
+
+
 def _error(status: int, message: str, code: str, **extra: Any) -> HttpResponse:
-    headers = extra.pop("headers", None)
-    return _json(status, {"message": message, "code": code, **extra}, headers)
+    return _response(http.error(status, message, code, **extra))
 
 
 def _unavailable(wcp: bool = False) -> HttpResponse:
-    message = "Usage storage is unavailable; retry shortly."
-    body = {"message": message} if wcp else {"message": message, "code": "unavailable"}
-    return _json(503, body, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return _response(http.unavailable(wcp))
 
 
-def _bearer(request: HttpRequest) -> str:
-    raw = request.META.get("HTTP_AUTHORIZATION", "").strip()
-    if not raw:
-        return ""
-    scheme, _, value = raw.partition(" ")
-    # A non-Bearer value is reported as malformed by the shape check.
-    return value.strip() if scheme.lower() == "bearer" else raw
+def _read_body(request: HttpRequest) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return request.body
+        except (RequestDataTooBig, RawPostDataException):
+            raise Invalid(http.TOO_LARGE, "too_large", 413) from None
+
+    return read
 
 
 def _body(request: HttpRequest, *, json_only: bool) -> Any:
     """The decoded JSON body, or Invalid naming what is wrong with it."""
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if length.isdigit() and int(length) > MAX_BODY:
-        raise Invalid("The body is larger than 1 MiB; send smaller batches.", "too_large", 413)
-    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    if json_only and content_type != "application/json":
-        raise Invalid(
-            "Send the body as JSON with Content-Type: application/json.",
-            "unsupported_media_type",
-            415,
-        )
-    try:
-        body = request.body
-    except (RequestDataTooBig, RawPostDataException):
-        raise Invalid(
-            "The body is larger than 1 MiB; send smaller batches.", "too_large", 413
-        ) from None
-    if len(body) > MAX_BODY:
-        raise Invalid("The body is larger than 1 MiB; send smaller batches.", "too_large", 413)
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("The body is not valid JSON.", "invalid_json") from None
-
-
-def _outcome(o: Outcome) -> dict[str, Any]:
-    return {
-        "counted": {"api_calls": o.counted},
-        "duplicate": o.duplicate,
-        "reset": o.reset,
-        "late": o.late,
-    }
+    return http.body_json(request.META, _read_body(request), json_only=json_only)
 
 
 def _throttled(key: str, *, wcp: bool = False) -> HttpResponse | None:
     """Per-key abuse protection (429 + Retry-After); only for keys of a valid shape."""
-    match = API_KEY_SHAPE.match(key)
-    retry_after = throttle_retry_after(match.group(1)) if match else None
-    if retry_after is None:
-        return None
-    message = f"Too many requests for this API key; retry in {retry_after} s."
-    body = {"message": message} if wcp else {"message": message, "code": "throttled"}
-    return _json(429, body, {"Retry-After": str(retry_after)})
+    answer = http.throttled(key, wcp=wcp)
+    return None if answer is None else _response(answer)
 
 
 def _refusal(refused: ingest.Refused) -> HttpResponse:
-    return _error(refused.status, refused.message, refused.problem.value)
+    return _response(http.refusal(refused))
 
 
 def _post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
-    key = _bearer(request)
-    refused = ingest.key_shape_problem(key)
-    if refused is not None:
-        return _refusal(refused)
-    throttled = _throttled(key)
-    if throttled is not None:
-        return throttled
-    now = timezone.now()
-    try:
-        raw = _body(request, json_only=True)
-        retention = settings.RETENTION_DAYS
-        if single:
-            readings = [parse_reading(raw, now=now, retention_days=retention)]
-        else:
-            readings = parse_batch(raw, now=now, retention_days=retention)
-    except Invalid as invalid:
-        try:
-            # A bad key is the first thing to fix: say so rather than judging the body.
-            refused = ingest.key_refusal(key, now=now)
-        except DatabaseError:
-            return _unavailable()
-        if refused is not None:
-            return _refusal(refused)
-        return _json(invalid.status, invalid.body())
-    try:
-        result = ingest.record(plaintext=key, readings=readings, now=now, single=single)
-    except (DataError, CountOverflow):
-        return _error(400, OUT_OF_RANGE, "out_of_range")
-    except DatabaseError:
-        return _unavailable()
-    if isinstance(result, ingest.Refused):
-        return _refusal(result)
-    if single:
-        return _json(202, _outcome(result.outcomes[0]))
-    return _json(
-        202,
-        {
-            "results": [_outcome(o) for o in result.outcomes],
-            "counted": {"api_calls": sum(o.counted for o in result.outcomes)},
-        },
-    )
+    # Shared with the WSGI fast lane (metering.ingest.wsgi): same answers by construction.
+    return _response(http.post_usage(request.META, _read_body(request), single=single))
 
 
 def _get_usage(request: HttpRequest) -> HttpResponse:
-    key = _bearer(request)
+    key = http.bearer(request.META)
     refused = ingest.key_shape_problem(key)
     if refused is not None:
         return _refusal(refused)
