@@ -18,6 +18,7 @@ import smtplib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -28,7 +29,6 @@ from accounts.models import MANAGER_ROLES, Contract, Membership, Role
 from metering.compliance import webhooks
 from metering.compliance.models import (
     Channel,
-    FlagEvent,
     Notification,
     NotificationStatus,
     WebhookEndpoint,
@@ -64,8 +64,18 @@ def _insert(rows: list[Notification]) -> None:
     Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
 
 
+class FlipEvent(NamedTuple):
+    """A flag event just written (its flag as the run's RETURNING gave it)."""
+
+    id: int
+    flag: Any  # flags.Flip: id, organization_id, metric, scope, level, limit, period_start
+    kind: str
+    at: dt.datetime
+    value: int
+
+
 def enqueue_for_events(
-    *, events: Sequence[FlagEvent], labels: dict[int, tuple[str, str | None]]
+    *, events: Sequence[FlipEvent], labels: dict[int, tuple[str, str | None]]
 ) -> None:
     recipients = _recipients(
         organization_ids={e.flag.organization_id for e in events}, roles=MANAGER_ROLES
@@ -94,7 +104,7 @@ def enqueue_for_events(
             rows.append(
                 Notification(
                     organization_id=flag.organization_id,
-                    event=event,
+                    event_id=event.id,
                     endpoint_id=endpoint_id,
                     topic=f"event:{event.id}",
                     channel=channel,
