@@ -1,7 +1,11 @@
 """Raising and resolving flags in sets: the part evaluation and reporting gaps share.
 
-Every flip is claimed by a conditional write tagged with a per-run token, then read back
-by that token, so when two runs race each flip is reported (and notified) by exactly one.
+Every flip is claimed by a conditional write (INSERT ... ON CONFLICT DO NOTHING, UPDATE ...
+WHERE resolved_at IS [NOT] NULL) whose RETURNING clause gives back exactly the rows this run
+changed, so when two runs race each flip is reported (and notified) by exactly one. The
+rows are tagged with a per-run token (`changed_by_run`) for auditing. On PostgreSQL each
+write is one statement over column arrays (unnest), however many flags flip: a run that
+raises tens of thousands of flags makes no model instance per flag (bench/overage).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class WantedFlag:
     period_end: dt.datetime | None
     value: int
     limit: int | None
+    # Raised and already fallen back within the same run: inserted resolved (one write,
+    # not an INSERT then an UPDATE); the run reports it raised and resolved.
+    resolved: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,9 @@ def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> l
             ops.adapt_datetimefield_value(w.period_end),
             w.value,
             w.limit,
+            stamp if w.resolved else None,
+            f"{run}-" if w.resolved else token,
             stamp,
-            token,
             "",
         )
         for w in wanted
@@ -145,7 +153,7 @@ def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> l
     table = connection.ops.quote_name(OverageFlag._meta.db_table)
     columns = (
         "contract_id, organization_id, environment_id, metric, scope, level, period_start, "
-        'period_end, value, "limit", raised_at, changed_by_run, note'
+        'period_end, value, "limit", resolved_at, changed_by_run, raised_at, note'
     )
     # The unique key (contract, period, metric, scope, level) makes a concurrent or
     # repeated insert of the same flag a no-op; RETURNING gives only our own inserts.
@@ -157,21 +165,17 @@ def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> l
         if connection.vendor == "postgresql":
             # One statement of column arrays, however many flags.
             types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
-            types += ("timestamptz", "bigint", "bigint")
+            types += ("timestamptz", "bigint", "bigint", "timestamptz", "text")
             arrays = ", ".join(f"%s::{t}[]" for t in types)
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT *, %s::timestamptz, %s, '' "
+                f"INSERT INTO {table} ({columns}) SELECT *, %s::timestamptz, '' "
                 f"FROM unnest({arrays}) {conflict}",
-                [
-                    stamp,
-                    token,
-                    *(list(col) for col in zip(*(row[:10] for row in rows), strict=True)),
-                ],
+                [stamp, *(list(col) for col in zip(*(row[:12] for row in rows), strict=True))],
             )
             return [Flip._make(row) for row in cursor.fetchall()]
         for batch in _batches(rows):
             values = ", ".join(
-                ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch)
+                ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch)
             )
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}",
