@@ -13,6 +13,7 @@ leaves the row to be retried after the claim expires: receivers dedupe on the de
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import smtplib
 from collections import defaultdict
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -61,7 +63,47 @@ def _recipients(
 
 def _insert(rows: list[Notification]) -> None:
     # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
+    if rows and connection.vendor == "postgresql":
+        _insert_arrays(rows)
+        return
     Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+
+
+def _insert_arrays(rows: list[Notification]) -> None:
+    """PostgreSQL: the same rows as bulk_create, in one INSERT over column arrays (a run
+    that flips tens of thousands of flags notifies each of them; bench/overage)."""
+    now = timezone.now()
+    columns = list(
+        zip(
+            *(
+                (
+                    n.organization_id,
+                    n.event_id,
+                    n.endpoint_id,
+                    n.topic,
+                    n.channel,
+                    n.recipient,
+                    n.subject,
+                    json.dumps(n.payload),
+                )
+                for n in rows
+            ),
+            strict=True,
+        )
+    )
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    with connection.cursor() as cursor:
+        # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, event_id, endpoint_id, topic, channel, "
+            "recipient, subject, payload, status, attempts, next_attempt_at, claim_token, "
+            "last_error, created_at) "
+            "SELECT o, e, ep, t, c, r, s, p::jsonb, %s, 0, %s, '', '', %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[]) AS u(o, e, ep, t, c, r, s, p) "
+            "ON CONFLICT DO NOTHING",
+            [NotificationStatus.PENDING.value, now, now, *(list(col) for col in columns)],
+        )
 
 
 class FlipEvent(NamedTuple):
@@ -83,6 +125,9 @@ def enqueue_for_events(
     rows = []
     for event in events:
         flag = event.flag
+        to = recipients.get(flag.organization_id)
+        if not to:
+            continue
         org_slug, env_label = labels[flag.id]
         payload = {
             "type": f"flag.{event.kind}",
@@ -100,7 +145,7 @@ def enqueue_for_events(
         where = f" in {env_label}" if env_label else ""
         limit = f" of {flag.limit}" if flag.limit is not None else ""
         subject = f"[Control Panel] {org_slug}: {flag.metric} {flag.level}{where} {event.kind} ({event.value}{limit})"
-        for channel, recipient, endpoint_id in recipients.get(flag.organization_id, []):
+        for channel, recipient, endpoint_id in to:
             rows.append(
                 Notification(
                     organization_id=flag.organization_id,
