@@ -22,6 +22,7 @@ from django.db.models import Q
 from accounts.models import Environment
 from metering.compliance import notifications
 from metering.compliance.models import FlagEvent, FlagEventKind, OverageFlag
+from metering.compliance.sql import array_cursor
 
 
 @dataclass(frozen=True)
@@ -161,12 +162,12 @@ def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> l
     out: list[Flip] = []
     if not rows:
         return out
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement of column arrays, however many flags.
             types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
             types += ("timestamptz", "bigint", "bigint", "timestamptz", "text")
-            arrays = ", ".join(f"%s::{t}[]" for t in types)
+            arrays = ", ".join(f"%b::{t}[]" for t in types)  # %b: binary, no text quoting
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT *, %s::timestamptz, '' "
                 f"FROM unnest({arrays}) {conflict}",
@@ -193,10 +194,10 @@ def _update_flips(
         return []
     table = connection.ops.quote_name(OverageFlag._meta.db_table)
     out: list[Flip] = []
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         if connection.vendor == "postgresql":
             chunks = [ids]  # one array parameter, however many ids
-            where = "id = ANY(%s)"
+            where = "id = ANY(%b)"
         else:
             chunks = list(_batches(ids))
             where = None
@@ -240,12 +241,12 @@ def _insert_events(
     stamp = connection.ops.adapt_datetimefield_value(at)
     table = connection.ops.quote_name(FlagEvent._meta.db_table)
     ids: dict[tuple[int, str], int] = {}
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         if connection.vendor == "postgresql":
             flag_ids, kinds, values = (list(col) for col in zip(*rows, strict=True))
             cursor.execute(
                 f"INSERT INTO {table} (flag_id, kind, at, value) "
-                "SELECT f, k, %s::timestamptz, v FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) "
+                "SELECT f, k, %s::timestamptz, v FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) "
                 "AS u(f, k, v) RETURNING id, flag_id, kind",
                 [stamp, flag_ids, kinds, values],
             )

@@ -35,6 +35,7 @@ from metering.compliance.models import (
     NotificationStatus,
     WebhookEndpoint,
 )
+from metering.compliance.sql import array_cursor
 
 CLAIM_SECONDS = 600
 MAX_BACKOFF_SECONDS = 6 * 3600
@@ -61,46 +62,48 @@ def _recipients(
     return out
 
 
-def _insert(rows: list[Notification]) -> None:
-    # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
-    if rows and connection.vendor == "postgresql":
+_COLUMNS = ("organization_id", "event_id", "endpoint_id", "topic", "channel", "recipient")
+_COLUMNS += ("subject", "payload")
+
+
+def _insert(rows: list[tuple]) -> None:
+    """Insert outbox rows given as tuples in `_COLUMNS` order (payload a dict)."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
         _insert_arrays(rows)
         return
-    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+    # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
+    Notification.objects.bulk_create(
+        [Notification(**dict(zip(_COLUMNS, row, strict=True))) for row in rows],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
 
 
-def _insert_arrays(rows: list[Notification]) -> None:
+def _insert_arrays(rows: list[tuple]) -> None:
     """PostgreSQL: the same rows as bulk_create, in one INSERT over column arrays (a run
     that flips tens of thousands of flags notifies each of them; bench/overage)."""
     now = timezone.now()
-    columns = list(
-        zip(
-            *(
-                (
-                    n.organization_id,
-                    n.event_id,
-                    n.endpoint_id,
-                    n.topic,
-                    n.channel,
-                    n.recipient,
-                    n.subject,
-                    json.dumps(n.payload),
-                )
-                for n in rows
-            ),
-            strict=True,
-        )
-    )
+    dumped: dict[int, str] = {}  # one payload per event, shared by its recipients' rows
+
+    def dump(payload: dict) -> str:
+        key = id(payload)
+        if key not in dumped:
+            dumped[key] = json.dumps(payload)
+        return dumped[key]
+
+    columns = list(zip(*((*row[:7], dump(row[7])) for row in rows), strict=True))
     table = connection.ops.quote_name(Notification._meta.db_table)
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
         cursor.execute(
             f"INSERT INTO {table} (organization_id, event_id, endpoint_id, topic, channel, "
             "recipient, subject, payload, status, attempts, next_attempt_at, claim_token, "
             "last_error, created_at) "
             "SELECT o, e, ep, t, c, r, s, p::jsonb, %s, 0, %s, '', '', %s "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::text[]) AS u(o, e, ep, t, c, r, s, p) "
+            "FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], "
+            "%b::text[], %b::text[], %b::text[]) AS u(o, e, ep, t, c, r, s, p) "
             "ON CONFLICT DO NOTHING",
             [NotificationStatus.PENDING.value, now, now, *(list(col) for col in columns)],
         )
@@ -147,15 +150,15 @@ def enqueue_for_events(
         subject = f"[Control Panel] {org_slug}: {flag.metric} {flag.level}{where} {event.kind} ({event.value}{limit})"
         for channel, recipient, endpoint_id in to:
             rows.append(
-                Notification(
-                    organization_id=flag.organization_id,
-                    event_id=event.id,
-                    endpoint_id=endpoint_id,
-                    topic=f"event:{event.id}",
-                    channel=channel,
-                    recipient=recipient,
-                    subject=subject[:300],
-                    payload=payload,
+                (
+                    flag.organization_id,
+                    event.id,
+                    endpoint_id,
+                    f"event:{event.id}",
+                    channel,
+                    recipient,
+                    subject[:300],
+                    payload,
                 )
             )
     _insert(rows)
@@ -178,14 +181,15 @@ def enqueue_expiry_reminders(*, contracts: Sequence[Contract], days_before: int)
         subject = f"[Control Panel] {org_slug}: contract ends on {contract.ends_on:%Y-%m-%d} (in {days_before} days or less)"
         for channel, recipient, endpoint_id in recipients.get(contract.organization_id, []):
             rows.append(
-                Notification(
-                    organization_id=contract.organization_id,
-                    endpoint_id=endpoint_id,
-                    topic=f"expiry:{contract.id}:{days_before}",
-                    channel=channel,
-                    recipient=recipient,
-                    subject=subject[:300],
-                    payload=payload,
+                (
+                    contract.organization_id,
+                    None,
+                    endpoint_id,
+                    f"expiry:{contract.id}:{days_before}",
+                    channel,
+                    recipient,
+                    subject[:300],
+                    payload,
                 )
             )
     _insert(rows)
