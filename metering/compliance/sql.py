@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from django.db import connection
 
@@ -19,10 +20,21 @@ def array_cursor() -> Iterator:
         with connection.cursor() as cursor:
             yield cursor
         return
-    import psycopg
-
     connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    raw = _unprepared_cursor_class()(connection.connection)
     # _prepare_cursor wraps it exactly as connection.cursor() wraps its own cursors.
     with connection._prepare_cursor(raw) as cursor:
         yield cursor
+
+
+@cache
+def _unprepared_cursor_class() -> type:
+    import psycopg
+
+    class UnpreparedCursor(psycopg.Cursor):
+        # Never a named prepared statement (psycopg prepares a query run 5 times on one
+        # connection): safe behind a transaction-pooling PgBouncer, like Django's own cursors.
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=False, binary=binary)
+
+    return UnpreparedCursor
