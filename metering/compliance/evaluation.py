@@ -338,9 +338,12 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
             )
         }
         run = new_run_token()
-        raised = raise_flags(
-            wanted=[w for k, w in wanted.items() if k not in existing], run=run, at=at
-        )
+        new = [w for k, w in wanted.items() if k not in existing]
+        for w in new:
+            # A gauge flag whose peak reached the level but whose current value is back
+            # below it: raised and resolved at once.
+            w.resolved = w.key.metric in AUTO_RESOLVED and w.key not in holding
+        raised = raise_flags(wanted=new, run=run, at=at)
         raised_values = {f.id: wanted[_key(f)].value for f in raised}
         reopened = reopen_flags(
             ids=[
@@ -353,8 +356,8 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
         raised_values.update({f.id: holding[_key(f)] for f in reopened})
         still_open = [
             f for f in existing.values() if not f.is_resolved and f.metric in AUTO_RESOLVED
-        ] + [f for f in raised if f.metric in AUTO_RESOLVED]
-        resolved = resolve_flags(
+        ]
+        resolved = [f for f in raised if wanted[_key(f)].resolved] + resolve_flags(
             ids=[f.id for f in still_open if _key(f) not in holding], run=run, at=at
         )
         resolved_values = {f.id: fallen_to(f) for f in resolved}

@@ -1,7 +1,11 @@
 """Raising and resolving flags in sets: the part evaluation and reporting gaps share.
 
-Every flip is claimed by a conditional write tagged with a per-run token, then read back
-by that token, so when two runs race each flip is reported (and notified) by exactly one.
+Every flip is claimed by a conditional write (INSERT ... ON CONFLICT DO NOTHING, UPDATE ...
+WHERE resolved_at IS [NOT] NULL) whose RETURNING clause gives back exactly the rows this run
+changed, so when two runs race each flip is reported (and notified) by exactly one. The
+rows are tagged with a per-run token (`changed_by_run`) for auditing. On PostgreSQL each
+write is one statement over column arrays (unnest), however many flags flip: a run that
+raises tens of thousands of flags makes no model instance per flag (bench/overage).
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ import datetime as dt
 import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
+from django.db import connection
 from django.db.models import Q
 
 from accounts.models import Environment
 from metering.compliance import notifications
 from metering.compliance.models import FlagEvent, FlagEventKind, OverageFlag
+from metering.compliance.sql import array_cursor
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,9 @@ class WantedFlag:
     period_end: dt.datetime | None
     value: int
     limit: int | None
+    # Raised and already fallen back within the same run: inserted resolved (one write,
+    # not an INSERT then an UPDATE); the run reports it raised and resolved.
+    resolved: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,97 +90,223 @@ def new_run_token() -> str:
     return secrets.token_hex(12)
 
 
-def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> list[OverageFlag]:
+class Flip(NamedTuple):
+    """A flag a run flipped, as the write's RETURNING clause gives it: plain tuples,
+    because one run can flip tens of thousands of flags (bench/overage)."""
+
+    id: int
+    contract_id: int
+    organization_id: int
+    environment_id: int | None
+    metric: str
+    scope: str
+    level: str
+    period_start: dt.datetime
+    limit: int | None
+    value: int
+
+
+_FLIP_COLUMNS = (
+    "id, contract_id, organization_id, environment_id, metric, scope, level, period_start, "
+    '"limit", value'
+)
+# Rows per multi-row INSERT: SQLite allows 32,766 placeholders a statement.
+_BATCH = 2000
+
+
+def _flip(row: tuple) -> Flip:
+    flip = Flip._make(row)
+    if connection.vendor == "sqlite":  # raw text or a naive datetime there
+        parsed = connection.ops.convert_datetimefield_value(flip.period_start, None, connection)
+        flip = flip._replace(period_start=parsed)
+    return flip
+
+
+def _batches(items: list, size: int = _BATCH):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> list[Flip]:
     """Insert flags not raised yet; returns those this run inserted."""
+    ops = connection.ops
+    stamp = ops.adapt_datetimefield_value(at)
+    token = f"{run}+"
     rows = [
-        OverageFlag(
-            contract_id=w.key.contract_id,
-            organization_id=w.organization_id,
-            environment_id=w.environment_id,
-            metric=w.key.metric,
-            scope=w.key.scope,
-            level=w.key.level,
-            period_start=w.key.period_start,
-            period_end=w.period_end,
-            value=w.value,
-            limit=w.limit,
-            raised_at=at,
-            changed_by_run=f"{run}+",
+        (
+            w.key.contract_id,
+            w.organization_id,
+            w.environment_id,
+            w.key.metric,
+            w.key.scope,
+            w.key.level,
+            ops.adapt_datetimefield_value(w.key.period_start),
+            ops.adapt_datetimefield_value(w.period_end),
+            w.value,
+            w.limit,
+            stamp if w.resolved else None,
+            f"{run}-" if w.resolved else token,
+            stamp,
+            "",
         )
         for w in wanted
     ]
-    if not rows:
-        return []
+    table = connection.ops.quote_name(OverageFlag._meta.db_table)
+    columns = (
+        "contract_id, organization_id, environment_id, metric, scope, level, period_start, "
+        'period_end, value, "limit", resolved_at, changed_by_run, raised_at, note'
+    )
     # The unique key (contract, period, metric, scope, level) makes a concurrent or
-    # repeated insert of the same flag a no-op; only our own inserts carry our token.
-    OverageFlag.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-    return list(OverageFlag.objects.filter(changed_by_run=f"{run}+"))
+    # repeated insert of the same flag a no-op; RETURNING gives only our own inserts.
+    conflict = f"ON CONFLICT DO NOTHING RETURNING {_FLIP_COLUMNS}"
+    out: list[Flip] = []
+    if not rows:
+        return out
+    with array_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement of column arrays, however many flags.
+            types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
+            types += ("timestamptz", "bigint", "bigint", "timestamptz", "text")
+            arrays = ", ".join(f"%b::{t}[]" for t in types)  # %b: binary, no text quoting
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT *, %s::timestamptz, '' "
+                f"FROM unnest({arrays}) {conflict}",
+                [stamp, *(list(col) for col in zip(*(row[:12] for row in rows), strict=True))],
+            )
+            return [Flip._make(row) for row in cursor.fetchall()]
+        for batch in _batches(rows):
+            values = ", ".join(
+                ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch)
+            )
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}",
+                [v for row in batch for v in row],
+            )
+            out += map(_flip, cursor.fetchall())
+    return out
 
 
-def reopen_flags(*, ids: Iterable[int], run: str) -> list[OverageFlag]:
+def _update_flips(
+    *, ids: Iterable[int], assignments: str, condition: str, params: list
+) -> list[Flip]:
     ids = list(ids)
     if not ids:
         return []
+    table = connection.ops.quote_name(OverageFlag._meta.db_table)
+    out: list[Flip] = []
+    with array_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            chunks = [ids]  # one array parameter, however many ids
+            where = "id = ANY(%b)"
+        else:
+            chunks = list(_batches(ids))
+            where = None
+        for chunk in chunks:
+            sql_where = where or f"id IN ({', '.join(['%s'] * len(chunk))})"
+            chunk_params = [chunk] if where else list(chunk)
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} WHERE {sql_where} AND {condition} "
+                f"RETURNING {_FLIP_COLUMNS}",
+                params + chunk_params,
+            )
+            out += map(_flip, cursor.fetchall())
+    return out
+
+
+def reopen_flags(*, ids: Iterable[int], run: str) -> list[Flip]:
     # Conditional UPDATE: only a resolved flag reopens, and only one run can do it.
-    OverageFlag.objects.filter(id__in=ids, resolved_at__isnull=False).update(
-        resolved_at=None, changed_by_run=f"{run}^"
+    return _update_flips(
+        ids=ids,
+        assignments="resolved_at = NULL, changed_by_run = %s",
+        condition="resolved_at IS NOT NULL",
+        params=[f"{run}^"],
     )
-    return list(OverageFlag.objects.filter(changed_by_run=f"{run}^"))
 
 
-def resolve_flags(*, ids: Iterable[int], run: str, at: dt.datetime) -> list[OverageFlag]:
-    ids = list(ids)
-    if not ids:
-        return []
+def resolve_flags(*, ids: Iterable[int], run: str, at: dt.datetime) -> list[Flip]:
     # Conditional UPDATE: only an open flag resolves, and only one run can do it.
-    OverageFlag.objects.filter(id__in=ids, resolved_at__isnull=True).update(
-        resolved_at=at, changed_by_run=f"{run}-"
+    return _update_flips(
+        ids=ids,
+        assignments="resolved_at = %s, changed_by_run = %s",
+        condition="resolved_at IS NULL",
+        params=[connection.ops.adapt_datetimefield_value(at), f"{run}-"],
     )
-    return list(OverageFlag.objects.filter(changed_by_run=f"{run}-"))
+
+
+def _insert_events(
+    *, rows: list[tuple[int, str, int]], at: dt.datetime
+) -> dict[tuple[int, str], int]:
+    """Insert (flag id, kind, value) history rows; returns their ids by (flag id, kind)
+    (one flip per flag and kind per run)."""
+    stamp = connection.ops.adapt_datetimefield_value(at)
+    table = connection.ops.quote_name(FlagEvent._meta.db_table)
+    ids: dict[tuple[int, str], int] = {}
+    with array_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            flag_ids, kinds, values = (list(col) for col in zip(*rows, strict=True))
+            cursor.execute(
+                f"INSERT INTO {table} (flag_id, kind, at, value) "
+                "SELECT f, k, %s::timestamptz, v FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) "
+                "AS u(f, k, v) RETURNING id, flag_id, kind",
+                [stamp, flag_ids, kinds, values],
+            )
+            batches = [cursor.fetchall()]
+        else:
+            batches = []
+            for batch in _batches(rows):
+                placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
+                cursor.execute(
+                    f"INSERT INTO {table} (flag_id, kind, at, value) VALUES {placeholders} "
+                    "RETURNING id, flag_id, kind",
+                    [v for flag_id, kind, value in batch for v in (flag_id, kind, stamp, value)],
+                )
+                batches.append(cursor.fetchall())
+        for fetched in batches:
+            for event_id, flag_id, kind in fetched:
+                ids[(flag_id, kind)] = event_id
+    return ids
 
 
 def record_flips(
     *,
-    raised: list[OverageFlag],
-    resolved: list[OverageFlag],
+    raised: list[Flip],
+    resolved: list[Flip],
     raised_values: dict[int, int],
     resolved_values: dict[int, int],
     at: dt.datetime,
     report: JobReport,
 ) -> None:
     """Write the flips' history rows, their outbox rows, and add them to `report`."""
-    events = [
-        FlagEvent(flag=f, kind=FlagEventKind.RAISED, at=at, value=raised_values.get(f.id, f.value))
-        for f in raised
-    ] + [
-        FlagEvent(
-            flag=f, kind=FlagEventKind.RESOLVED, at=at, value=resolved_values.get(f.id, f.value)
-        )
-        for f in resolved
+    flips = [(f, FlagEventKind.RAISED.value, raised_values.get(f.id, f.value)) for f in raised]
+    flips += [
+        (f, FlagEventKind.RESOLVED.value, resolved_values.get(f.id, f.value)) for f in resolved
     ]
-    if not events:
+    if not flips:
         return
-    FlagEvent.objects.bulk_create(events, batch_size=2000)
+    event_ids = _insert_events(rows=[(f.id, kind, value) for f, kind, value in flips], at=at)
+    events = [
+        notifications.FlipEvent(id=event_ids[(f.id, kind)], flag=f, kind=kind, at=at, value=value)
+        for f, kind, value in flips
+    ]
     labels = _describe(raised + resolved)
     notifications.enqueue_for_events(events=events, labels=labels)
-    for event in events:
-        flag = event.flag
-        org_slug, env_label = labels[flag.id]
+    for f, kind, value in flips:
+        org_slug, env_label = labels[f.id]
         change = FlagChange(
-            change=event.kind,
+            change=kind,
             organization=org_slug,
-            metric=flag.metric,
-            scope=flag.scope,
-            level=flag.level,
-            value=event.value,
-            limit=flag.limit,
+            metric=f.metric,
+            scope=f.scope,
+            level=f.level,
+            value=value,
+            limit=f.limit,
             environment=env_label,
-            period_start=flag.period_start.isoformat(),
+            period_start=f.period_start.isoformat(),
         )
-        (report.raised if event.kind == FlagEventKind.RAISED else report.resolved).append(change)
+        (report.raised if kind == FlagEventKind.RAISED else report.resolved).append(change)
 
 
-def _describe(flags: list[OverageFlag]) -> dict[int, tuple[str, str | None]]:
+def _describe(flags: list[Flip]) -> dict[int, tuple[str, str | None]]:
     """Organization slug and `project/environment` label per flag id (two queries)."""
     from accounts.models import Organization
 

@@ -73,8 +73,8 @@ class OverageFlag(models.Model):
     limit = models.BigIntegerField(null=True, blank=True)
     raised_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    # The evaluation run that made the last transition: a run reads back only the rows its
-    # own conditional INSERT/UPDATE changed, so two runs never both report one flip.
+    # The evaluation run that made the last transition (an audit trail): a run reports only
+    # the rows its own conditional INSERT/UPDATE returned, so two runs never both report one flip.
     changed_by_run = models.CharField(max_length=32, blank=True, default="")
     # Staff triage.
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -103,8 +103,7 @@ class OverageFlag(models.Model):
             # Evaluation and gaps: the open flags of current periods.
             models.Index(fields=["period_start", "metric"], name="overage_flag_period_metric"),
             models.Index(fields=["organization", "resolved_at"], name="overage_flag_org_resolved"),
-            # A run reads back the flips its conditional writes claimed.
-            models.Index(fields=["changed_by_run"], name="overage_flag_changed_by_run"),
+            # No index on changed_by_run: a run gets its flips from the writes' RETURNING.
         ]
 
     def __str__(self) -> str:

@@ -379,3 +379,45 @@ def test_a_31st_anchor_uses_the_short_months_last_day_as_the_period_start():
     assert [(c.level, c.value, c.period_start) for c in report.raised] == [
         ("warning", 800, "2026-02-28T00:00:00+00:00")
     ]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_flag_raised_and_resolved_in_one_run_writes_both_events_and_their_outbox_rows(
+    settings,
+):
+    settings.STAFF_ALERT_EMAILS = ["billing@vendor.example"]
+    t = acme(tenants_per_environment=5)
+    set_gauge(t.production, TENANTS, 4, NOW - dt.timedelta(hours=2))
+    set_gauge(t.production, TENANTS, 1, NOW - dt.timedelta(hours=1))
+
+    evaluation.evaluate()
+
+    flag = OverageFlag.objects.get()
+    assert (flag.level, flag.value, flag.raised_at, flag.resolved_at) == ("warning", 4, NOW, NOW)
+    events = list(FlagEvent.objects.order_by("kind").values_list("flag_id", "kind", "at", "value"))
+    assert events == [(flag.id, "raised", NOW, 4), (flag.id, "resolved", NOW, 1)]
+    rows = sorted(
+        Notification.objects.values_list(
+            "event__kind", "recipient", "status", "attempts", "next_attempt_at", "created_at"
+        )
+    )
+    assert rows == sorted(
+        (kind, email, "pending", 0, NOW, NOW)
+        for kind in ("raised", "resolved")
+        for email in (t.owner.email, t.admin.email, "billing@vendor.example")
+    )
+    resolved = Notification.objects.filter(event__kind="resolved").first()
+    assert resolved.topic == f"event:{resolved.event_id}"
+    assert resolved.payload == {
+        "type": "flag.resolved",
+        "flag_id": flag.id,
+        "organization": "acme",
+        "metric": "tenants",
+        "scope": flag.scope,
+        "environment": f"{t.production.project.slug}/{t.production.name}",
+        "level": "warning",
+        "value": 1,
+        "limit": 5,
+        "period_start": PERIOD_START.isoformat(),
+        "at": NOW.isoformat(),
+    }
