@@ -3,7 +3,9 @@ and database. Waiting is by polling with a deadline, never by a fixed sleep."""
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +38,63 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a child process, killing it if it does not stop within 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def free_port(ports: range) -> int:
+    """The first port of `ports` nobody listens on (each test area has its own range)."""
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+def _healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def gunicorn_process(
+    ports: range, *, workers: int = 1, threads: int = 1, env: dict[str, str] | None = None
+) -> Iterator[int]:
+    """The app under gunicorn (gthread), as in production, on the test's database; yields
+    its port once /healthz answers."""
+    port = free_port(ports)
+    cmd = [sys.executable, "-m", "gunicorn", "controlpanel.wsgi:application"]
+    cmd += ["--bind", f"127.0.0.1:{port}", "--worker-class", "gthread"]
+    cmd += ["--workers", str(workers), "--threads", str(threads)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env or process_env(ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: proc.poll() is not None or _healthy(port), timeout=60)
+        assert proc.poll() is None, proc.stdout.read().decode()
+        yield port
+    finally:
+        stop(proc)
+
+
 @contextmanager
 def celery_process(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     cmd = [sys.executable, "-m", "celery", "-A", "controlpanel", *args]
@@ -45,13 +104,7 @@ def celery_process(*args: str, env: dict[str, str] | None = None) -> Iterator[su
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def wait_until(

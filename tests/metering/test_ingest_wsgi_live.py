@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,52 +13,17 @@ from django.core.handlers.wsgi import WSGIHandler
 
 from metering.models import UsageReading
 from tests.metering.wsgi_lane import call, connections_kept, environ
-from tests.processes import ROOT, process_env, wait_until
+from tests.processes import gunicorn_process, process_env
 
 PORTS = range(8600, 8700)  # the perf area's live-server ports
 SERVER_HEADERS = {"date", "server", "connection"}  # added by gunicorn either way
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8600-8699")
-
-
-def _healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-
-
 @contextmanager
 def gunicorn() -> Iterator[int]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "controlpanel.wsgi:application"]
-    cmd += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread"]
     env = process_env(ALLOWED_HOSTS="127.0.0.1,localhost,testserver", LOG_LEVEL="WARNING")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_until(lambda: proc.poll() is not None or _healthy(port), timeout=60)
-        assert proc.poll() is None, proc.stdout.read().decode()
+    with gunicorn_process(PORTS, env=env) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _post(port: int, path: str, body: str, headers: dict[str, str]):

@@ -4,10 +4,8 @@ fleet gets exact totals and exit 0; a server that counts wrong makes it exit 1."
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import io
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,64 +21,16 @@ from metering.fleet.plan import FleetSpec
 from metering.fleet.run import provision_environments, run_fleet, save_keys
 from metering.fleet.transport import HttpTransport
 from metering.models import UsageRollup
-from tests.processes import ROOT, process_env, wait_until
+from tests.processes import ROOT, gunicorn_process, process_env
 
 PORTS = range(8200, 8290)  # this area's live-server ports (bench/ingest uses 8290+)
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8200-8289")
-
-
-def _healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
 
 
 @contextmanager
 def app_server() -> Iterator[str]:
     """gunicorn (2 gthread workers) serving the test database, as in production."""
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "controlpanel.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-    ]
-    env = process_env(ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_until(lambda: proc.poll() is not None or _healthy(port), timeout=60)
-        assert proc.poll() is None, proc.stdout.read().decode()
+    with gunicorn_process(PORTS, workers=2, threads=4) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _rollup_calls(labels_to_ids: dict[str, int]) -> int:

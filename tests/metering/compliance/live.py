@@ -12,19 +12,9 @@ from contextlib import contextmanager
 
 import httpx
 
-from tests.processes import ROOT, wait_until
+from tests.processes import ROOT, stop, wait_until
 
 REDIS_PORT = 6395
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextmanager
@@ -51,7 +41,7 @@ def web_process(port: int, env: dict[str, str]) -> Iterator[str]:
         wait_until(up, timeout=60)
         yield base
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 class PrivateRedis:
@@ -87,7 +77,7 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop(self.proc)
             self.proc = None
 
 
