@@ -71,6 +71,24 @@ def _i8(value: int | None) -> Int8 | None:
     return None if value is None else Int8(value)
 
 
+# How an hour's rollup row absorbs a reading (or a batch's sum for that hour): calls add
+# up, the peak is the max, `last` follows the latest observation. Shared by the single and
+# the batch statements so the two paths can never merge differently.
+_ROLLUP_MERGE = """ON CONFLICT (environment_id, metric, hour) DO UPDATE SET
+        total = r.total + EXCLUDED.total,
+        late_total = r.late_total + EXCLUDED.late_total,
+        peak = GREATEST(r.peak, EXCLUDED.peak),
+        last = CASE WHEN r.last_observed_at IS NULL
+                      OR EXCLUDED.last_observed_at >= r.last_observed_at
+                    THEN COALESCE(EXCLUDED.last, r.last) ELSE r.last END,
+        last_observed_at = GREATEST(r.last_observed_at, EXCLUDED.last_observed_at),
+        readings = r.readings + EXCLUDED.readings"""
+
+# A gauge takes the newest observation; an older one arriving late changes nothing.
+_GAUGE_MERGE = """ON CONFLICT (environment_id, metric) DO UPDATE SET
+        value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
+        WHERE g.observed_at <= EXCLUDED.observed_at"""
+
 _AUTH = """
     SELECT ak.id AS key_id, e.id AS env_id, ct.closed_through
     FROM accounts_apikey ak
@@ -157,15 +175,7 @@ ru AS (
     ) AS m(metric, total, late_total, gauge)
     WHERE m.metric = 'api_calls' OR m.gauge IS NOT NULL
     ORDER BY m.metric
-    ON CONFLICT (environment_id, metric, hour) DO UPDATE SET
-        total = r.total + EXCLUDED.total,
-        late_total = r.late_total + EXCLUDED.late_total,
-        peak = GREATEST(r.peak, EXCLUDED.peak),
-        last = CASE WHEN r.last_observed_at IS NULL
-                      OR EXCLUDED.last_observed_at >= r.last_observed_at
-                    THEN COALESCE(EXCLUDED.last, r.last) ELSE r.last END,
-        last_observed_at = GREATEST(r.last_observed_at, EXCLUDED.last_observed_at),
-        readings = r.readings + EXCLUDED.readings
+    {_ROLLUP_MERGE}
     RETURNING 1
 ),
 gu AS (
@@ -175,9 +185,7 @@ gu AS (
         AS m(metric, value)
     WHERE m.value IS NOT NULL
     ORDER BY m.metric
-    ON CONFLICT (environment_id, metric) DO UPDATE SET
-        value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
-        WHERE g.observed_at <= EXCLUDED.observed_at
+    {_GAUGE_MERGE}
     RETURNING 1
 ),
 touch AS (
@@ -262,7 +270,7 @@ RETURNING s.instance, s.boot, s.generation, s.id, (s.xmax = 0) AS fresh,
 """
 BATCH_SERIES = _compact(BATCH_SERIES)
 
-BATCH_WRITE = """
+BATCH_WRITE = f"""
 WITH rd AS (
     INSERT INTO metering_usagereading (
         environment_id, series_id, source, instance, boot, observed_at, received_at,
@@ -288,15 +296,7 @@ ru AS (
                 %(u_observed)s::timestamptz[], %(u_readings)s::int[])
         AS u(metric, hour, total, late_total, peak, last, observed, readings)
     ORDER BY u.metric, u.hour
-    ON CONFLICT (environment_id, metric, hour) DO UPDATE SET
-        total = r.total + EXCLUDED.total,
-        late_total = r.late_total + EXCLUDED.late_total,
-        peak = GREATEST(r.peak, EXCLUDED.peak),
-        last = CASE WHEN r.last_observed_at IS NULL
-                      OR EXCLUDED.last_observed_at >= r.last_observed_at
-                    THEN COALESCE(EXCLUDED.last, r.last) ELSE r.last END,
-        last_observed_at = GREATEST(r.last_observed_at, EXCLUDED.last_observed_at),
-        readings = r.readings + EXCLUDED.readings
+    {_ROLLUP_MERGE}
     RETURNING 1
 ),
 gu AS (
@@ -305,9 +305,7 @@ gu AS (
     FROM unnest(%(g_metric)s::varchar[], %(g_value)s::bigint[], %(g_observed)s::timestamptz[])
         AS u(metric, value, observed)
     ORDER BY u.metric
-    ON CONFLICT (environment_id, metric) DO UPDATE SET
-        value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
-        WHERE g.observed_at <= EXCLUDED.observed_at
+    {_GAUGE_MERGE}
     RETURNING 1
 ),
 touch AS (
