@@ -46,6 +46,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8290")))
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument(
+        "--client",
+        choices=("wire", "http.client"),
+        default="wire",
+        help="wire: pre-serialized requests on raw sockets, epoll loops in --client-processes"
+        " processes (bench/wire.py); http.client: one thread per client"
+        " (metering.fleet.transport)",
+    )
+    p.add_argument(
+        "--client-processes", type=int, default=1, help="processes the wire clients share"
+    )
     p.add_argument("--single-readings", type=int, default=30_000)
     p.add_argument("--batch-readings", type=int, default=300_000)
     p.add_argument("--batch-size", type=int, default=1000)
@@ -417,6 +428,7 @@ def main(argv: list[str]) -> int:
         record(Path(argv[1]), Path(argv[2]), Path(argv[3]), json.loads(argv[4]))
         return 0
     args = parse_args(argv)
+    from bench.wire import WireClients, wire_lanes
     from metering.fleet.run import FleetEnvironment, compare, fetch_totals, totals_window
     from metering.fleet.transport import HttpTransport, send_lanes
 
@@ -430,7 +442,7 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     print(
         f"databases {main_db} (+ _rec, _raw); gunicorn {args.workers} x {args.worker_class}"
-        f" ({args.threads} threads) on 127.0.0.1:{args.port}; {args.clients} clients",
+        f" ({args.threads} threads) on 127.0.0.1:{args.port}; {args.clients} clients ({args.client})",
         flush=True,
     )
 
@@ -472,9 +484,22 @@ def main(argv: list[str]) -> int:
                 f"{phase}: sending {plan.readings_count():,} readings in {plan.requests_count():,} requests ...",
                 flush=True,
             )
+            if args.client == "wire":  # serialized and forked before the clock starts
+                clients = WireClients(
+                    "127.0.0.1",
+                    args.port,
+                    wire_lanes("127.0.0.1", args.port, plan.lanes, keys, payloads),
+                    args.client_processes,
+                )
             cpu_before = cpu_snapshot(args.database_url, main_db, server.pid)
-            stats = send_lanes(transport, plan.lanes, keys, payloads=payloads)
+            if args.client == "wire":
+                run = clients.run()
+                stats = run.stats
+            else:
+                stats = send_lanes(transport, plan.lanes, keys, payloads=payloads)
             cpu = cpu_delta(cpu_before, cpu_snapshot(args.database_url, main_db, server.pid))
+            if args.client == "wire":
+                cpu["clients"] += run.cpu_seconds  # the client processes, first request to last
             final = send_lanes(transport, plan.final, keys)
             checks = [
                 compare(
