@@ -2,6 +2,7 @@
 No Docker engine runs here, so the files are parsed and checked, not run."""
 
 import re
+import runpy
 from pathlib import Path
 
 import yaml
@@ -53,3 +54,12 @@ def test_env_example_documents_every_setting_read_from_the_environment():
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read, "no settings found: the pattern is stale"
     assert read - documented == set()
+
+
+def test_gunicorn_parses_requests_with_the_c_parser(monkeypatch):
+    # The config asks for gunicorn-h1c (prod group) and imports it, so a missing package
+    # stops gunicorn at start instead of failing every request.
+    monkeypatch.delenv("GUNICORN_HTTP_PARSER", raising=False)
+    config = runpy.run_path(str(ROOT / "controlpanel" / "gunicorn.conf.py"))
+    assert config["http_parser"] == "fast"
+    assert "gunicorn_h1c" in config
