@@ -18,7 +18,6 @@ __all__ = [
     "ORGANIZATION_SCOPE",
     "REPORTING",
     "Channel",
-    "EvaluationCursor",
     "ExpiryReminder",
     "FlagEvent",
     "FlagEventKind",
@@ -27,8 +26,6 @@ __all__ = [
     "NotificationStatus",
     "OverageFlag",
     "TrueUp",
-    "UsageDay",
-    "UsageDayBuilt",
     "WebhookEndpoint",
     "environment_scope",
 ]
@@ -288,61 +285,3 @@ class ExpiryReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contract_id} {self.days_before} days"
-
-
-class UsageDay(models.Model):
-    """Evaluation's cache: one environment's usage of one metric on one finished UTC day
-    (API calls summed, gauge peak), built from the hourly rollups.
-
-    Evaluating every contract's period from hourly rollups reads ~10 M rows at 10,000
-    contracts; from this table, ~15x fewer. It is rebuilt for a day when that day ends
-    (`UsageDayBuilt`) and for any (environment, day) a later reading touched (readings
-    received since the previous run, with an overlap), so it never drifts from the rollups.
-    """
-
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
-    metric = models.CharField(max_length=16)
-    day = models.DateField()
-    total = models.BigIntegerField(default=0)
-    peak = models.BigIntegerField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["environment", "metric", "day"], name="usage_day_unique"
-            ),
-        ]
-        indexes = [
-            # Evaluation: per environment, one metric's days of the current period
-            # (index-only on PostgreSQL).
-            models.Index(
-                fields=["environment", "metric", "day"],
-                include=["total", "peak"],
-                name="usage_day_eval_cover",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.environment_id} {self.metric} {self.day}: {self.total}/{self.peak}"
-
-
-class UsageDayBuilt(models.Model):
-    """Days whose `UsageDay` rows have been built for every environment."""
-
-    day = models.DateField(primary_key=True)
-    built_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.day}"
-
-
-class EvaluationCursor(models.Model):
-    """Until when readings have been looked at for late changes to finished days. The
-    evaluation locks this row (SELECT ... FOR UPDATE), so one evaluation at a time
-    maintains the day cache."""
-
-    name = models.CharField(max_length=32, primary_key=True)
-    readings_seen_through = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.name
