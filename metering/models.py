@@ -171,7 +171,10 @@ class UsageDay(models.Model):
     instead of 744 hours (bench/overage)."""
 
     id = models.BigAutoField(primary_key=True)
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique key starts with it (one index less to write).
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     metric = models.CharField(max_length=16)
     day = models.DateField()
     total = models.BigIntegerField(default=0)

@@ -97,6 +97,7 @@ def _usage_in_period(
     by_day: dict[int, periods.Period],
     at: dt.datetime,
     select: str,
+    metrics: tuple[str, ...],
     where: str,
     group: str,
 ) -> list[tuple]:
@@ -122,21 +123,26 @@ def _usage_in_period(
     earliest = min(p.start for p in by_day.values())
     params += [ContractStatus.ACTIVE.value, ops.adapt_datefield_value(today)]
     params += [ops.adapt_datefield_value(today)]
-    # The constant lower bound lets the (metric, day) index skip older days.
-    params.append(ops.adapt_datefield_value(earliest.date()))
+    # One range scan of the (metric, day) index, then a hash join: reading each
+    # environment's days through a nested loop costs a random heap visit per row.
+    params += [ops.adapt_datefield_value(earliest.date()), *metrics]
     sql = f"""
         WITH periods (anchor, p_start, p_end) AS (VALUES {values}),
         cp AS (
             SELECT c.id, c.organization_id, periods.p_start, periods.p_end
             FROM {Contract._meta.db_table} c JOIN periods ON periods.anchor = {anchor_day}
             WHERE c.status = %s AND c.starts_on <= %s AND c.ends_on > %s
+        ),
+        r AS MATERIALIZED (
+            SELECT environment_id, metric, day, total, peak FROM {UsageDay._meta.db_table}
+            WHERE day >= %s AND metric IN ({", ".join(["%s"] * len(metrics))})
         )
         SELECT {select}
         FROM cp
         JOIN {Project._meta.db_table} pr ON pr.organization_id = cp.organization_id
         JOIN {Environment._meta.db_table} e ON e.project_id = pr.id
-        JOIN {UsageDay._meta.db_table} r ON r.environment_id = e.id
-        WHERE r.day >= %s AND r.day >= cp.p_start AND r.day < cp.p_end AND {where}
+        JOIN r ON r.environment_id = e.id
+        WHERE r.day >= cp.p_start AND r.day < cp.p_end AND {where}
         GROUP BY {group}
     """
     with connection.cursor() as cursor:
@@ -168,7 +174,8 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
             by_day=by_day,
             at=at,
             select="cp.id, SUM(r.total)",
-            where=f"r.metric = '{API_CALLS}' AND e.kind IN ('{QUOTA_KINDS[0]}', '{QUOTA_KINDS[1]}')",
+            metrics=(API_CALLS,),
+            where=f"e.kind IN ('{QUOTA_KINDS[0]}', '{QUOTA_KINDS[1]}')",
             group="cp.id",
         )
     }
@@ -180,7 +187,8 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
             by_day=by_day,
             at=at,
             select="cp.id, e.id, r.metric, MAX(r.peak)",
-            where=f"r.metric IN ('{SEATS}', '{TENANTS}')",
+            metrics=(SEATS, TENANTS),
+            where="1 = 1",
             group="cp.id, e.id, r.metric",
         )
         if peak is not None

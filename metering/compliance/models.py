@@ -56,8 +56,15 @@ class OverageFlag(models.Model):
     later, separate gap is a new flag. `resolved_at` is set when the condition ends (seats,
     tenants, developer seats, gaps); the flips themselves are `FlagEvent` rows."""
 
-    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="flags")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="flags")
+    # No single-column indexes of their own: the unique key starts with the contract, and
+    # (organization, resolved_at) with the organization. A mass evaluation inserts tens
+    # of thousands of flags at once (bench/overage); each index costs on every insert.
+    contract = models.ForeignKey(
+        Contract, on_delete=models.CASCADE, related_name="flags", db_index=False
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="flags", db_index=False
+    )
     environment = models.ForeignKey(
         Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="flags"
     )
@@ -76,7 +83,12 @@ class OverageFlag(models.Model):
     # Staff triage.
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # partial index below: almost every flag has none
     )
     note = models.TextField(blank=True)
 
@@ -100,6 +112,11 @@ class OverageFlag(models.Model):
             # Evaluation and gaps: the open flags of current periods.
             models.Index(fields=["period_start", "metric"], name="overage_flag_period_metric"),
             models.Index(fields=["organization", "resolved_at"], name="overage_flag_org_resolved"),
+            models.Index(
+                fields=["acknowledged_by"],
+                condition=Q(acknowledged_by__isnull=False),
+                name="overage_flag_acknowledged_by",
+            ),
             # No index on changed_by_run: a run gets its flips from the writes' RETURNING.
         ]
 
@@ -192,6 +209,7 @@ class Notification(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="notifications",
+        db_index=False,  # partial index below: e-mail rows have none
     )
     # What the message is about, e.g. `event:42` or `expiry:7:30`.
     topic = models.CharField(max_length=64)
@@ -226,6 +244,11 @@ class Notification(models.Model):
         indexes = [
             # The sender's claim query: due pending rows.
             models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+            models.Index(
+                fields=["endpoint"],
+                condition=Q(endpoint__isnull=False),
+                name="notification_endpoint",
+            ),
         ]
 
     def __str__(self) -> str:
