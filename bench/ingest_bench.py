@@ -312,10 +312,13 @@ def record(spec_file: Path, keys_file: Path, out_file: Path, samples: dict[str, 
     import psycopg
 
     def wrapper(execute, sql, params, many, context):
-        # Django binds client-side; a raw psycopg cursor (the ingest hot path) binds
-        # server-side and prepares. The replay does each statement the same way.
-        prepared = not isinstance(getattr(context["cursor"], "cursor", None), psycopg.ClientCursor)
-        current.append((sql, params, many, connection.in_atomic_block, prepared))
+        # Django binds client-side; the ingest hot path sends its statements with
+        # PostgreSQL's own placeholders through a raw cursor, bound server-side and
+        # prepared. The replay does each statement the same way.
+        cursor = getattr(context["cursor"], "cursor", None)
+        prepared = not isinstance(cursor, psycopg.ClientCursor)
+        raw = isinstance(cursor, psycopg.RawCursor)
+        current.append((sql, params, many, connection.in_atomic_block, prepared, raw))
         return execute(sql, params, many, context)
 
     for phase, spec in json.loads(spec_file.read_text()).items():
@@ -354,13 +357,15 @@ def _replay_lane(url: str, requests: list, session: dict, barrier, results) -> N
             conn.prepare_threshold = 0
             client = psycopg.ClientCursor(conn)
             server = conn.cursor()
+            native = psycopg.RawCursor(conn)
             barrier.wait()
             started = time.perf_counter()
             backend_cpu = _cpu(conn.info.backend_pid)
             readings = 0
             for count, statements in requests:
                 in_tx = False
-                for sql, params, many, atomic, prepared in statements:
+                for sql, params, many, atomic, prepared, raw in statements:
+                    bound = native if raw else server
                     if atomic and not in_tx:
                         client.execute("BEGIN")
                         in_tx = True
@@ -368,9 +373,9 @@ def _replay_lane(url: str, requests: list, session: dict, barrier, results) -> N
                         client.execute("COMMIT")
                         in_tx = False
                     if many:
-                        (server if prepared else client).executemany(sql, params)
+                        (bound if prepared else client).executemany(sql, params)
                     elif prepared:
-                        server.execute(sql, params, prepare=True)
+                        bound.execute(sql, params, prepare=True)
                     else:
                         client.execute(sql, params)
                 if in_tx:

@@ -180,6 +180,20 @@ def merge_rollup(old: RollupDelta, delta: RollupDelta) -> RollupDelta:
     return merged
 
 
+def day_deltas(
+    deltas: dict[tuple[str, dt.datetime], RollupDelta],
+) -> dict[tuple[str, dt.date], tuple[int, int | None]]:
+    """What hourly deltas add to their UTC days: (calls summed, peak maxed) per (metric,
+    day); the same aggregation the SQL day upserts do."""
+    days: dict[tuple[str, dt.date], tuple[int, int | None]] = {}
+    for (metric, hour), d in deltas.items():
+        key = (metric, hour.astimezone(dt.UTC).date())
+        total, peak = days.get(key, (0, None))
+        peaks = [p for p in (peak, d.peak) if p is not None]
+        days[key] = (total + d.total, max(peaks) if peaks else None)
+    return days
+
+
 @dataclass(frozen=True)
 class Before:
     """A series as it stood (row locked) just before this batch touched it."""

@@ -7,11 +7,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Max, Q, Sum
+from django.db.models.functions import TruncDate
 
 from accounts.models import API_CALLS, SEATS, TENANTS, Environment
 from metering.counting import HOUR, RollupDelta, floor_hour
-from metering.models import UsageReading, UsageRollup
+from metering.models import UsageDay, UsageReading, UsageRollup
 from metering.readings import Invalid
 
 MAX_BUCKETS = {"hour": 24 * 31, "day": 400}
@@ -176,3 +177,82 @@ def rollup_differences(
 
 def _figures(d: RollupDelta | None) -> tuple | None:
     return None if d is None else (d.total, d.late_total, d.peak, d.last, d.readings)
+
+
+DayKey = tuple[int, str, dt.date]  # (environment id, metric, UTC day)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def whole_days(
+    start: dt.datetime | None, end: dt.datetime | None
+) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last UTC days lying wholly inside [start, end) (None: unbounded)."""
+    first = last = None
+    if start is not None:
+        first = start.astimezone(dt.UTC).date()
+        if _midnight(first) < start:
+            first += dt.timedelta(days=1)
+    if end is not None:
+        last = end.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    return first, last
+
+
+def days_from_hours(
+    *,
+    env_days: set[tuple[int, dt.date]] | None = None,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+) -> dict[DayKey, tuple[int, int | None]]:
+    """What the `UsageDay` rows should hold, from the hourly rollups: for the given
+    (environment, day) pairs, or for the days first..last (inclusive, None: unbounded)."""
+    query = Q()
+    if env_days is not None:
+        query = Q(pk__in=[])
+        for env_id, day in env_days:
+            query |= Q(
+                environment_id=env_id,
+                hour__gte=_midnight(day),
+                hour__lt=_midnight(day + dt.timedelta(days=1)),
+            )
+    if first is not None:
+        query &= Q(hour__gte=_midnight(first))
+    if last is not None:
+        query &= Q(hour__lt=_midnight(last + dt.timedelta(days=1)))
+    rows = (
+        UsageRollup.objects.filter(query)
+        .annotate(day=TruncDate("hour", tzinfo=dt.UTC))
+        .values("environment_id", "metric", "day")
+        .annotate(sum_total=Sum("total"), max_peak=Max("peak"))
+        .values_list("environment_id", "metric", "day", "sum_total", "max_peak")
+        .order_by()
+    )
+    return {(e, m, d): (int(total or 0), peak) for e, m, d, total, peak in rows}
+
+
+def day_differences(
+    *, first: dt.date | None = None, last: dt.date | None = None
+) -> list[tuple[DayKey, tuple[int, int | None] | None, tuple[int, int | None] | None]]:
+    """(key, stored, expected) for every day row of first..last that differs from the sum
+    and max of its hours; a missing side is None."""
+    expected = days_from_hours(first=first, last=last)
+    query = Q()
+    if first is not None:
+        query &= Q(day__gte=first)
+    if last is not None:
+        query &= Q(day__lte=last)
+    stored = {
+        (e, m, d): (total, peak)
+        for e, m, d, total, peak in UsageDay.objects.filter(query).values_list(
+            "environment_id", "metric", "day", "total", "peak"
+        )
+    }
+    out = []
+    for key in sorted(set(expected) | set(stored)):
+        want, have = expected.get(key), stored.get(key)
+        empty = (0, None)
+        if (want or empty) != (have or empty):
+            out.append((key, have, want))
+    return out

@@ -30,6 +30,7 @@ from metering.models import (
     GAUGE_METRICS,
     ReadingSource,
     UsageClosedThrough,
+    UsageDay,
     UsageGauge,
     UsageReading,
     UsageRollup,
@@ -142,10 +143,26 @@ def readings_record(
             for r, key, o in zip(readings, keys, results, strict=True)
         ]
     )
-    rollups_apply(environment=environment, deltas=counting.rollup_deltas(readings, results))
+    # Gauges before rollups and days: the lock order of every writer (metering.ingest).
     for metric, (value, observed_at) in sorted(counting.latest_gauges(readings).items()):
         gauge_replace(environment=environment, metric=metric, value=value, observed_at=observed_at)
+    rollups_apply(environment=environment, deltas=counting.rollup_deltas(readings, results))
     return results
+
+
+def _made_and_locked(model, *, environment_id: int, keys: list[tuple], columns: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """An environment's rows of `model` with these unique keys: made to exist (an insert
+    that ignores conflicts on the unique key), then locked in key order."""
+    model.objects.bulk_create(
+        [model(environment_id=environment_id, **dict(zip(columns, k, strict=True))) for k in keys],
+        ignore_conflicts=True,
+    )
+    return list(
+        model.objects.select_for_update()
+        .filter(environment_id=environment_id)
+        .filter(_any_of([Q(**dict(zip(columns, k, strict=True))) for k in keys]))
+        .order_by(*columns)
+    )
 
 
 def rollups_apply(
@@ -155,15 +172,8 @@ def rollups_apply(
     usage_rollup_unique), locked in (metric, hour) order, then updated."""
     if not deltas:
         return
-    UsageRollup.objects.bulk_create(
-        [UsageRollup(environment=environment, metric=m, hour=h) for m, h in sorted(deltas)],
-        ignore_conflicts=True,
-    )
-    locked = list(
-        UsageRollup.objects.select_for_update()
-        .filter(environment=environment)
-        .filter(_any_of([Q(metric=m, hour=h) for m, h in deltas]))
-        .order_by("metric", "hour")
+    locked = _made_and_locked(
+        UsageRollup, environment_id=environment.pk, keys=sorted(deltas), columns=("metric", "hour")
     )
     for row in locked:
         merged = counting.merge_rollup(
@@ -183,6 +193,22 @@ def rollups_apply(
     UsageRollup.objects.bulk_update(
         locked, ["total", "late_total", "peak", "last", "last_observed_at", "readings"]
     )
+    days_apply(environment_id=environment.pk, deltas=counting.day_deltas(deltas))
+
+
+def days_apply(
+    *, environment_id: int, deltas: dict[tuple[str, dt.date], tuple[int, int | None]]
+) -> None:
+    """Merge what hourly deltas add to their days (after the hours: the lock order)."""
+    locked = _made_and_locked(
+        UsageDay, environment_id=environment_id, keys=sorted(deltas), columns=("metric", "day")
+    )
+    for row in locked:
+        total, peak = deltas[(row.metric, row.day)]
+        row.total += total
+        peaks = [p for p in (row.peak, peak) if p is not None]
+        row.peak = max(peaks) if peaks else None
+    UsageDay.objects.bulk_update(locked, ["total", "peak"])
 
 
 def gauge_replace(
@@ -295,9 +321,12 @@ def telemetry_digest(logs: Sequence[dict]) -> str:
 @transaction.atomic
 def rollups_repair(*, start: dt.datetime | None = None, end: dt.datetime | None = None) -> int:
     """Make the rollups of [start, end) what the raw readings say; return rows fixed."""
-    from metering.selectors import rollup_differences
+    from metering.selectors import day_differences, rollup_differences, whole_days
 
     differences = rollup_differences(start=start, end=end)
+    touched_days = {
+        (env_id, hour.astimezone(dt.UTC).date()) for (env_id, _m, hour), *_ in differences
+    }
     for (env_id, metric, hour), _stored, expected in differences:
         if expected is None:
             UsageRollup.objects.filter(environment_id=env_id, metric=metric, hour=hour).delete()
@@ -315,4 +344,25 @@ def rollups_repair(*, start: dt.datetime | None = None, end: dt.datetime | None 
                 "readings": expected.readings,
             },
         )
+    # Days from their (now repaired) hours; also any day that disagreed with its hours.
+    first, last = whole_days(start, end)
+    touched_days |= {(env, day) for (env, _m, day), *_ in day_differences(first=first, last=last)}
+    days_rebuild(touched_days)
     return len(differences)
+
+
+def days_rebuild(env_days: set[tuple[int, dt.date]]) -> None:
+    """Recompute the `UsageDay` rows of these (environment, day) pairs from their hours."""
+    from metering.selectors import days_from_hours
+
+    if not env_days:
+        return
+    which = _any_of([Q(environment_id=e, day=d) for e, d in sorted(env_days)])
+    UsageDay.objects.filter(which).delete()
+    expected = days_from_hours(env_days=env_days)
+    UsageDay.objects.bulk_create(
+        [
+            UsageDay(environment_id=e, metric=m, day=d, total=total, peak=peak)
+            for (e, m, d), (total, peak) in sorted(expected.items())
+        ]
+    )

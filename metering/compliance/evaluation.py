@@ -22,7 +22,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.utils import timezone
 
 from accounts import periods
@@ -39,7 +39,6 @@ from accounts.models import (
     EnvironmentKind,
     Project,
 )
-from metering.compliance import daycache
 from metering.compliance.flags import (
     FlagKey,
     JobReport,
@@ -54,17 +53,13 @@ from metering.compliance.models import (
     ORGANIZATION_SCOPE,
     FlagLevel,
     OverageFlag,
-    UsageDay,
     environment_scope,
 )
-from metering.models import UsageGauge, UsageRollup
+from metering.models import UsageDay, UsageGauge
 
 AUTO_RESOLVED = (SEATS, TENANTS, DEVELOPER_SEATS)
 QUOTA_KINDS = (EnvironmentKind.PRODUCTION, EnvironmentKind.CICD)
 NONPROD_KINDS = (EnvironmentKind.CICD, EnvironmentKind.PERSONAL)
-
-_ROLLUPS = "organization__projects__environments__usage_rollups"
-_ENVS = "organization__projects__environments"
 
 
 def thresholds(contract: Contract, metric: str) -> list[tuple[str, int]]:
@@ -102,13 +97,13 @@ def _usage_in_period(
     by_day: dict[int, periods.Period],
     at: dt.datetime,
     select: str,
+    metrics: tuple[str, ...],
     where: str,
     group: str,
-    finished_days: bool,
 ) -> list[tuple]:
-    """One pass over the usage of every active contract's current period: the finished
-    days from the day cache (`finished_days`), or today's hourly rollups. Both sources are
-    aliased `r` with columns environment_id, metric, total, peak.
+    """One pass over the daily rollups (`UsageDay`, aliased `r`: environment_id, metric,
+    day, total, peak) of every active contract's current period. Periods start and end
+    at UTC midnight, so a period is a whole number of days.
 
     Raw SQL because each contract has its own period: a small VALUES table maps anchor
     days to period bounds and is joined once per contract, where an ORM CASE expression
@@ -122,55 +117,36 @@ def _usage_in_period(
     values = ", ".join(["(%s, %s, %s)"] * len(by_day))
     params: list[object] = []
     for day, period in by_day.items():
-        if finished_days:
-            bounds = [ops.adapt_datefield_value(period.start.date())]
-            bounds.append(ops.adapt_datefield_value(period.end.date()))
-        else:
-            bounds = [ops.adapt_datetimefield_value(period.start)]
-            bounds.append(ops.adapt_datetimefield_value(period.end))
-        params += [day, *bounds]
+        params += [day, ops.adapt_datefield_value(period.start.date())]
+        params.append(ops.adapt_datefield_value(period.end.date()))
     today = at.astimezone(dt.UTC).date()
-    today_start = dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
     earliest = min(p.start for p in by_day.values())
     params += [ContractStatus.ACTIVE.value, ops.adapt_datefield_value(today)]
     params += [ops.adapt_datefield_value(today)]
-    source_params: list[object] = []
-    if finished_days:
-        source = f"{UsageDay._meta.db_table} r ON r.environment_id = e.id"
-        when = "r.day >= %s AND r.day < %s AND r.day >= cp.p_start AND r.day < cp.p_end"
-        params += [ops.adapt_datefield_value(earliest.date()), ops.adapt_datefield_value(today)]
-    else:
-        # Today lies inside every current period: sum today's hours per environment
-        # first (a range of the (metric, hour) index), then join.
-        source = f"""(
-            SELECT environment_id, metric, SUM(total) AS total, MAX(peak) AS peak
-            FROM {UsageRollup._meta.db_table}
-            WHERE metric IN ('{API_CALLS}', '{SEATS}', '{TENANTS}') AND hour >= %s AND hour < %s
-            GROUP BY environment_id, metric
-        ) r ON r.environment_id = e.id"""
-        when = "1 = 1"
-        source_params = [
-            ops.adapt_datetimefield_value(today_start),
-            ops.adapt_datetimefield_value(today_start + dt.timedelta(days=1)),
-        ]
+    # One range scan of the (metric, day) index, then a hash join: reading each
+    # environment's days through a nested loop costs a random heap visit per row.
+    params += [ops.adapt_datefield_value(earliest.date()), *metrics]
     sql = f"""
         WITH periods (anchor, p_start, p_end) AS (VALUES {values}),
         cp AS (
             SELECT c.id, c.organization_id, periods.p_start, periods.p_end
             FROM {Contract._meta.db_table} c JOIN periods ON periods.anchor = {anchor_day}
             WHERE c.status = %s AND c.starts_on <= %s AND c.ends_on > %s
+        ),
+        r AS MATERIALIZED (
+            SELECT environment_id, metric, day, total, peak FROM {UsageDay._meta.db_table}
+            WHERE day >= %s AND metric IN ({", ".join(["%s"] * len(metrics))})
         )
         SELECT {select}
         FROM cp
         JOIN {Project._meta.db_table} pr ON pr.organization_id = cp.organization_id
         JOIN {Environment._meta.db_table} e ON e.project_id = pr.id
-        JOIN {source}
-        WHERE {when} AND {where}
+        JOIN r ON r.environment_id = e.id
+        WHERE r.day >= cp.p_start AND r.day < cp.p_end AND {where}
         GROUP BY {group}
     """
     with connection.cursor() as cursor:
-        # Placeholders in order: periods, contracts, the source's, then the WHERE's.
-        cursor.execute(sql, params + source_params)
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
@@ -188,44 +164,35 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
         return report
     by_day = _periods_by_anchor(contracts, at)
     earliest = min(p.start for p in by_day.values())
-    active = Contract.objects.filter(_in_force(at))
     active_orgs = Contract.objects.filter(_in_force(at)).values("organization_id")
     org_to_contract = {c.organization_id: c.id for c in contracts}
 
-    # Bring the day cache up to date; its lock serializes concurrent evaluations.
-    with transaction.atomic():
-        report.details.update(
-            daycache.refresh(earliest=earliest.date(), today=at.astimezone(dt.UTC).date(), at=at)
-        )
-
-    # Organization-wide API calls of the period, production and CI/CD environments:
-    # finished days from the cache, plus today's hours.
-    api_calls: dict[int, int] = {}
-    for finished in (True, False):
+    # Organization-wide API calls of the period, production and CI/CD environments.
+    api_calls: dict[int, int] = {
+        cid: int(total or 0)
         for cid, total in _usage_in_period(
             by_day=by_day,
             at=at,
             select="cp.id, SUM(r.total)",
-            where=f"r.metric = '{API_CALLS}' AND e.kind IN ('{QUOTA_KINDS[0]}', '{QUOTA_KINDS[1]}')",
+            metrics=(API_CALLS,),
+            where=f"e.kind IN ('{QUOTA_KINDS[0]}', '{QUOTA_KINDS[1]}')",
             group="cp.id",
-            finished_days=finished,
-        ):
-            api_calls[cid] = api_calls.get(cid, 0) + int(total or 0)
+        )
+    }
 
     # Peak seats and tenants of the period, per environment.
-    peaks: dict[tuple[int, int, str], int] = {}
-    for finished in (True, False):
+    peaks: dict[tuple[int, int, str], int] = {
+        (cid, env_id, metric): peak
         for cid, env_id, metric, peak in _usage_in_period(
             by_day=by_day,
             at=at,
             select="cp.id, e.id, r.metric, MAX(r.peak)",
-            where=f"r.metric IN ('{SEATS}', '{TENANTS}')",
+            metrics=(SEATS, TENANTS),
+            where="1 = 1",
             group="cp.id, e.id, r.metric",
-            finished_days=finished,
-        ):
-            if peak is not None:
-                key = (cid, env_id, metric)
-                peaks[key] = max(peaks.get(key, 0), peak)
+        )
+        if peak is not None
+    }
 
     # Current seats and tenants per environment (a value set last period still counts).
     current: dict[tuple[int, int, str], int] = {}
@@ -249,18 +216,13 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
     day_start = dt.datetime.combine(at.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
     today = periods.Period(day_start, day_start + dt.timedelta(days=1))
     nonprod = {
-        (cid, env_id): total
-        for cid, env_id, total in active.filter(
-            **{
-                f"{_ENVS}__kind__in": NONPROD_KINDS,
-                f"{_ROLLUPS}__metric": API_CALLS,
-                f"{_ROLLUPS}__hour__gte": today.start,
-                f"{_ROLLUPS}__hour__lt": today.end,
-            }
-        )
-        .values("id", f"{_ENVS}__id")
-        .annotate(total=Sum(f"{_ROLLUPS}__total"))
-        .values_list("id", f"{_ENVS}__id", "total")
+        (org_to_contract[org_id], env_id): total
+        for org_id, env_id, total in UsageDay.objects.filter(
+            metric=API_CALLS,
+            day=day_start.date(),
+            environment__kind__in=NONPROD_KINDS,
+            environment__project__organization_id__in=active_orgs,
+        ).values_list("environment__project__organization_id", "environment_id", "total")
     }
 
     # --- decide ------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from metering.compliance import (
-    daycache,
     evaluation,
     gaps,
     notifications,
@@ -14,17 +13,10 @@ from metering.compliance import (
     reminders,
     retention,
 )
-from metering.compliance.flags import JobReport
 
 
 def _send() -> notifications.SendReport:
     return notifications.send_pending()
-
-
-def _reset_day_cache() -> JobReport:
-    report = JobReport(job="reset-day-cache")
-    report.details.update(daycache.reset())
-    return report
 
 
 JOBS: dict[str, Callable[[], object]] = {
@@ -34,9 +26,6 @@ JOBS: dict[str, Callable[[], object]] = {
     "close-periods": periods.close_periods,
     "reminders": reminders.send_expiry_reminders,
     "retention": retention.prune_readings,
-    # Not scheduled: after `recompute_usage` repairs rollups, the evaluation's day cache
-    # is rebuilt from scratch by the next evaluation.
-    "reset-day-cache": _reset_day_cache,
 }
 ALIASES = {"notify": "send"}
 

@@ -18,7 +18,6 @@ __all__ = [
     "ORGANIZATION_SCOPE",
     "REPORTING",
     "Channel",
-    "EvaluationCursor",
     "ExpiryReminder",
     "FlagEvent",
     "FlagEventKind",
@@ -27,8 +26,6 @@ __all__ = [
     "NotificationStatus",
     "OverageFlag",
     "TrueUp",
-    "UsageDay",
-    "UsageDayBuilt",
     "WebhookEndpoint",
     "environment_scope",
 ]
@@ -59,8 +56,15 @@ class OverageFlag(models.Model):
     later, separate gap is a new flag. `resolved_at` is set when the condition ends (seats,
     tenants, developer seats, gaps); the flips themselves are `FlagEvent` rows."""
 
-    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="flags")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="flags")
+    # No single-column indexes of their own: the unique key starts with the contract, and
+    # (organization, resolved_at) with the organization. A mass evaluation inserts tens
+    # of thousands of flags at once (bench/overage); each index costs on every insert.
+    contract = models.ForeignKey(
+        Contract, on_delete=models.CASCADE, related_name="flags", db_index=False
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="flags", db_index=False
+    )
     environment = models.ForeignKey(
         Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="flags"
     )
@@ -79,7 +83,12 @@ class OverageFlag(models.Model):
     # Staff triage.
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # partial index below: almost every flag has none
     )
     note = models.TextField(blank=True)
 
@@ -103,6 +112,11 @@ class OverageFlag(models.Model):
             # Evaluation and gaps: the open flags of current periods.
             models.Index(fields=["period_start", "metric"], name="overage_flag_period_metric"),
             models.Index(fields=["organization", "resolved_at"], name="overage_flag_org_resolved"),
+            models.Index(
+                fields=["acknowledged_by"],
+                condition=Q(acknowledged_by__isnull=False),
+                name="overage_flag_acknowledged_by",
+            ),
             # No index on changed_by_run: a run gets its flips from the writes' RETURNING.
         ]
 
@@ -195,6 +209,7 @@ class Notification(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="notifications",
+        db_index=False,  # partial index below: e-mail rows have none
     )
     # What the message is about, e.g. `event:42` or `expiry:7:30`.
     topic = models.CharField(max_length=64)
@@ -229,6 +244,11 @@ class Notification(models.Model):
         indexes = [
             # The sender's claim query: due pending rows.
             models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+            models.Index(
+                fields=["endpoint"],
+                condition=Q(endpoint__isnull=False),
+                name="notification_endpoint",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -288,61 +308,3 @@ class ExpiryReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contract_id} {self.days_before} days"
-
-
-class UsageDay(models.Model):
-    """Evaluation's cache: one environment's usage of one metric on one finished UTC day
-    (API calls summed, gauge peak), built from the hourly rollups.
-
-    Evaluating every contract's period from hourly rollups reads ~10 M rows at 10,000
-    contracts; from this table, ~15x fewer. It is rebuilt for a day when that day ends
-    (`UsageDayBuilt`) and for any (environment, day) a later reading touched (readings
-    received since the previous run, with an overlap), so it never drifts from the rollups.
-    """
-
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
-    metric = models.CharField(max_length=16)
-    day = models.DateField()
-    total = models.BigIntegerField(default=0)
-    peak = models.BigIntegerField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["environment", "metric", "day"], name="usage_day_unique"
-            ),
-        ]
-        indexes = [
-            # Evaluation: per environment, one metric's days of the current period
-            # (index-only on PostgreSQL).
-            models.Index(
-                fields=["environment", "metric", "day"],
-                include=["total", "peak"],
-                name="usage_day_eval_cover",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.environment_id} {self.metric} {self.day}: {self.total}/{self.peak}"
-
-
-class UsageDayBuilt(models.Model):
-    """Days whose `UsageDay` rows have been built for every environment."""
-
-    day = models.DateField(primary_key=True)
-    built_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.day}"
-
-
-class EvaluationCursor(models.Model):
-    """Until when readings have been looked at for late changes to finished days. The
-    evaluation locks this row (SELECT ... FOR UPDATE), so one evaluation at a time
-    maintains the day cache."""
-
-    name = models.CharField(max_length=32, primary_key=True)
-    readings_seen_through = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.name

@@ -25,10 +25,11 @@ from metering.counting import Before, Outcome, Reading
 from metering.models import ReadingSource
 
 
-class _PreparedCursor(psycopg.Cursor):
+class _PreparedCursor(psycopg.RawCursor):
     """Server-side binding, prepared once per connection: the hot statements are planned
     once instead of on every request (Django turns automatic preparation off). Results
-    come in binary: loading binary timestamps costs less than parsing ISO text."""
+    come in binary: loading binary timestamps costs less than parsing ISO text. A raw
+    cursor: the statements come with PostgreSQL's own placeholders (`Statement`)."""
 
     def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[override]
         return super().execute(query, params, prepare=True, binary=True)
@@ -62,9 +63,36 @@ def _cursor():
 
 
 def _compact(sql: str) -> str:
-    """One line, single spaces: psycopg caches the parsing of statements up to 4 KiB."""
+    """One line, single spaces: fewer bytes to send and to hash for the prepared-statement
+    lookup on every execution."""
     sql = re.sub(r"\s+", " ", sql).strip()
     return re.sub(r" ?(<=|>=|=|<|>|\+|-|,|\(|\)) ?", r"\1", sql)
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+class Statement:
+    """A hot statement, written with named placeholders (`%(name)s`) and sent with
+    PostgreSQL's own (`$1`, `$2`, ...) through a raw cursor: psycopg passes it on as it
+    is. A regular cursor would parse the placeholders out of the text on every execution
+    (cached only for statements under 4 KiB; ~130 us for the single-reading statement)."""
+
+    __slots__ = ("names", "sql")
+
+    def __init__(self, sql: str) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        self.sql = _NAMED.sub(number, _compact(sql))
+        self.names = tuple(names)
+
+    def run(self, cursor, params: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+        cursor.execute(self.sql, [params[name] for name in self.names])
 
 
 def _i8(value: int | None) -> Int8 | None:
@@ -89,6 +117,13 @@ _GAUGE_MERGE = """ON CONFLICT (environment_id, metric) DO UPDATE SET
         value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
         WHERE g.observed_at <= EXCLUDED.observed_at"""
 
+# A day absorbs what its hours absorbed: calls add up, the peak is the max.
+_DAY_MERGE = """ON CONFLICT (environment_id, metric, day) DO UPDATE SET
+        total = d.total + EXCLUDED.total,
+        peak = GREATEST(d.peak, EXCLUDED.peak)"""
+# The UTC day of an hour (a timestamptz).
+_DAY_OF_HOUR = "({hour} AT TIME ZONE 'UTC')::date"
+
 _AUTH = """
     SELECT ak.id AS key_id, e.id AS env_id, ct.closed_through
     FROM accounts_apikey ak
@@ -101,8 +136,12 @@ _AUTH = """
       AND e.status = 'enabled'
 """
 
-# The main query reads only `a` (so the series upsert runs first); rd, ru, gu and touch
-# then run to completion in their declared order, which keeps the lock order.
+# The lock order of every writer: series, reading, gauges, hourly rollups, days, API key
+# (the WCP +1/-1 path takes gauge, rollup, day in the same order). The main query reads
+# `a` first (the series upsert) and then counts gu, ru, du and touch in that order:
+# PostgreSQL runs a data-modifying CTE when it is first read, and runs the ones nobody
+# reads (here rd, which locks nothing others wait for) after the main query, in REVERSE
+# order of declaration.
 # The attribution hour of counted calls (rule 4): observed_at, never before the series'
 # previous reading, moved to the first open hour when the organization's period is closed.
 SINGLE = f"""
@@ -163,29 +202,36 @@ rd AS (
     FROM a
     RETURNING 1
 ),
-ru AS (
-    INSERT INTO metering_usagerollup AS r (
-        environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
-    SELECT a.environment_id, m.metric, a.hour, m.total, m.late_total, m.gauge, m.gauge,
-        %(obs)s, 1
+m AS (
+    SELECT a.environment_id, a.hour, v.metric, v.total, v.late_total, v.gauge
     FROM a CROSS JOIN LATERAL (VALUES
         ('api_calls', a.counted, CASE WHEN a.late THEN a.counted ELSE 0 END, NULL::bigint),
         ('seats', 0, 0, %(seats)s::bigint),
         ('tenants', 0, 0, %(tenants)s::bigint)
-    ) AS m(metric, total, late_total, gauge)
-    WHERE m.metric = 'api_calls' OR m.gauge IS NOT NULL
-    ORDER BY m.metric
-    {_ROLLUP_MERGE}
-    RETURNING 1
+    ) AS v(metric, total, late_total, gauge)
+    WHERE v.metric = 'api_calls' OR v.gauge IS NOT NULL
 ),
 gu AS (
     INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
-    SELECT k.env_id, m.metric, m.value, %(obs)s
-    FROM k, (VALUES ('seats', %(seats)s::bigint), ('tenants', %(tenants)s::bigint))
-        AS m(metric, value)
-    WHERE m.value IS NOT NULL
-    ORDER BY m.metric
+    SELECT m.environment_id, m.metric, m.gauge, %(obs)s
+    FROM m WHERE m.gauge IS NOT NULL ORDER BY m.metric
     {_GAUGE_MERGE}
+    RETURNING 1
+),
+ru AS (
+    INSERT INTO metering_usagerollup AS r (
+        environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
+    SELECT m.environment_id, m.metric, m.hour, m.total, m.late_total, m.gauge, m.gauge,
+        %(obs)s, 1
+    FROM m ORDER BY m.metric
+    {_ROLLUP_MERGE}
+    RETURNING 1
+),
+du AS (
+    INSERT INTO metering_usageday AS d (environment_id, metric, day, total, peak)
+    SELECT m.environment_id, m.metric, {_DAY_OF_HOUR.format(hour="m.hour")}, m.total, m.gauge
+    FROM m ORDER BY m.metric
+    {_DAY_MERGE}
     RETURNING 1
 ),
 touch AS (
@@ -194,9 +240,11 @@ touch AS (
       AND (last_used_at IS NULL OR last_used_at < %(touch)s)
     RETURNING 1
 )
-SELECT a.counted, a.duplicate, a.reset, a.late, a.hour FROM a
+SELECT a.counted, a.duplicate, a.reset, a.late, a.hour, (SELECT count(*) FROM gu),
+    (SELECT count(*) FROM ru), (SELECT count(*) FROM du), (SELECT count(*) FROM touch)
+FROM a
 """
-SINGLE = _compact(SINGLE)
+SINGLE = Statement(SINGLE)
 
 
 def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
@@ -221,7 +269,7 @@ def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
         "stale": now - LAST_USED_RESOLUTION,
     }
     cursor = _cursor()  # kept open: it is reused (see _cursor)
-    cursor.execute(SINGLE, params)
+    SINGLE.run(cursor, params)
     row = cursor.fetchone()
     if row is None:
         return None
@@ -246,7 +294,7 @@ SELECT k.key_id, k.env_id, k.closed_through, i.instance, h.generation, h.highest
     h.last_observed_at
 FROM k LEFT JOIN i ON true LEFT JOIN h ON h.instance = i.instance
 """
-BATCH_HEADS = _compact(BATCH_HEADS)
+BATCH_HEADS = Statement(BATCH_HEADS)
 
 BATCH_SERIES = """
 INSERT INTO metering_usageseries AS s (
@@ -268,7 +316,7 @@ ON CONFLICT (environment_id, instance, boot, generation) DO UPDATE SET
 RETURNING s.instance, s.boot, s.generation, s.id, (s.xmax = 0) AS fresh,
     s.previous_highest, s.previous_observed_at
 """
-BATCH_SERIES = _compact(BATCH_SERIES)
+BATCH_SERIES = Statement(BATCH_SERIES)
 
 BATCH_WRITE = f"""
 WITH rd AS (
@@ -286,6 +334,15 @@ WITH rd AS (
              counted, duplicate, reset, late)
     RETURNING 1
 ),
+gu AS (
+    INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
+    SELECT %(env)s, u.metric, u.value, u.observed
+    FROM unnest(%(g_metric)s::varchar[], %(g_value)s::bigint[], %(g_observed)s::timestamptz[])
+        AS u(metric, value, observed)
+    ORDER BY u.metric
+    {_GAUGE_MERGE}
+    RETURNING 1
+),
 ru AS (
     INSERT INTO metering_usagerollup AS r (
         environment_id, metric, hour, total, late_total, peak, last, last_observed_at, readings)
@@ -299,13 +356,15 @@ ru AS (
     {_ROLLUP_MERGE}
     RETURNING 1
 ),
-gu AS (
-    INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
-    SELECT %(env)s, u.metric, u.value, u.observed
-    FROM unnest(%(g_metric)s::varchar[], %(g_value)s::bigint[], %(g_observed)s::timestamptz[])
-        AS u(metric, value, observed)
-    ORDER BY u.metric
-    {_GAUGE_MERGE}
+du AS (
+    INSERT INTO metering_usageday AS d (environment_id, metric, day, total, peak)
+    SELECT %(env)s, u.metric, {_DAY_OF_HOUR.format(hour="u.hour")}, SUM(u.total), MAX(u.peak)
+    FROM unnest(%(u_metric)s::varchar[], %(u_hour)s::timestamptz[], %(u_total)s::bigint[],
+                %(u_peak)s::bigint[])
+        AS u(metric, hour, total, peak)
+    GROUP BY 2, 3
+    ORDER BY 2, 3
+    {_DAY_MERGE}
     RETURNING 1
 ),
 touch AS (
@@ -313,10 +372,10 @@ touch AS (
     WHERE id = %(key)s AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM ru), (SELECT count(*) FROM gu),
-    (SELECT count(*) FROM touch)
+SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM gu), (SELECT count(*) FROM ru),
+    (SELECT count(*) FROM du), (SELECT count(*) FROM touch)
 """
-BATCH_WRITE = _compact(BATCH_WRITE)
+BATCH_WRITE = Statement(BATCH_WRITE)
 
 
 def record_batch(
@@ -326,7 +385,7 @@ def record_batch(
     usable."""
     instances = sorted({r.instance for r in readings})
     cursor = _cursor()
-    cursor.execute(BATCH_HEADS, {**_key_params(plaintext, now), "instances": instances})
+    BATCH_HEADS.run(cursor, {**_key_params(plaintext, now), "instances": instances})
     rows = cursor.fetchall()
     if not rows:
         return None
@@ -339,8 +398,8 @@ def record_batch(
     bounds = counting.series_bounds(readings, keys)
     ordered = sorted(bounds)
     with transaction.atomic():
-        cursor.execute(
-            BATCH_SERIES,
+        BATCH_SERIES.run(
+            cursor,
             {
                 "env": env_id,
                 "now": now,
@@ -364,8 +423,8 @@ def record_batch(
         deltas = counting.rollup_deltas(readings, results)
         rollup_keys = sorted(deltas)
         gauges = counting.latest_gauges(readings)
-        cursor.execute(
-            BATCH_WRITE,
+        BATCH_WRITE.run(
+            cursor,
             {
                 "env": env_id,
                 "key": key_id,

@@ -71,6 +71,7 @@ def test_parallel_pushes_for_one_series_count_exactly_once(tenant, settings, fas
     assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == top
     assert UsageRollup.objects.get(metric="api_calls").total == top
     assert selectors.rollup_differences() == []
+    assert selectors.day_differences() == []  # each day is the sum and max of its hours
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -95,6 +96,7 @@ def test_parallel_pushes_of_many_instances_sum_their_maxima(tenant, settings, fa
     assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == highest
     assert UsageRollup.objects.get(metric="api_calls").total == highest
     assert selectors.rollup_differences() == []
+    assert selectors.day_differences() == []  # each day is the sum and max of its hours
 
 
 def test_twenty_simultaneous_increments_with_one_seat_left_give_one_success(tenant):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from metering import counting, ingest, selectors
 from metering.counting import Reading
-from metering.models import UsageReading, UsageRollup, UsageSeries
+from metering.models import UsageDay, UsageReading, UsageRollup, UsageSeries
 
 T0 = dt.datetime(2026, 11, 22, 6, tzinfo=dt.UTC)
 
@@ -108,6 +108,7 @@ def _reset_usage():
     UsageReading.objects.all().delete()
     UsageRollup.objects.all().delete()
     UsageSeries.objects.all().delete()
+    UsageDay.objects.all().delete()
 
 
 @pytest.mark.django_db
@@ -147,6 +148,7 @@ def test_stored_counts_rollups_and_recompute_agree(tenant, settings, fast, fleet
     assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == expected
     assert UsageReading.objects.count() == len(sent)
     assert selectors.rollup_differences() == []
+    assert selectors.day_differences() == []  # each day is the sum and max of its hours
 
 
 @pytest.mark.django_db
@@ -186,3 +188,4 @@ def test_stored_no_boot_restarts_count_each_runs_maximum(tenant, settings, fast,
     )
     assert UsageSeries.objects.filter(boot="").count() == len(runs)
     assert selectors.rollup_differences() == []
+    assert selectors.day_differences() == []  # each day is the sum and max of its hours

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from metering.models import UsageRollup
+from metering.models import UsageDay, UsageRollup
 from tests.metering.usage import post_usage
 
 pytestmark = pytest.mark.django_db
@@ -45,11 +45,30 @@ def test_check_reports_a_tampered_rollup_and_fails_then_repair_fixes_it(tenant, 
         in out
     )
     assert "expected total=40" in out
-    assert "Repaired 2 rollup(s)." in out
+    assert "Repaired 2 rollup(s) and 2 day(s)." in out
     assert "Rollups match" in _run("--check")
     assert UsageRollup.objects.get(metric="api_calls").total == 40
     seats = UsageRollup.objects.get(metric="seats")
     assert (seats.peak, seats.last, seats.readings) == (5, 4, 3)
+
+
+def test_a_day_that_differs_from_its_hours_is_reported_and_rebuilt(tenant, pushed):
+    day = pushed.date()
+    assert UsageDay.objects.get(metric="api_calls", day=day).total == 40
+    UsageDay.objects.filter(metric="api_calls").update(total=41)
+    UsageDay.objects.filter(metric="seats").delete()
+    with pytest.raises(CommandError, match=r"0 rollup\(s\) differ .*, 2 day\(s\)"):
+        _run("--check")
+    out = _run()
+    assert (
+        f"environment {tenant.production.pk} api_calls day {day:%Y-%m-%d}: stored total=41" in out
+    )
+    assert "seats day" in out and "stored (none) expected total=0 peak=5" in out
+    assert "Days match their hours." in _run("--check")
+    assert sorted(UsageDay.objects.values_list("metric", "total", "peak")) == [
+        ("api_calls", 40, None),
+        ("seats", 0, 5),
+    ]
 
 
 def test_missing_and_orphan_rollups_are_found(tenant, pushed):

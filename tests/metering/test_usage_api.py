@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 import time_machine
@@ -439,8 +440,9 @@ def test_single_reading_on_the_orm_path_costs_a_fixed_number_of_queries(
     settings.INGEST_SQL_FAST_PATH = False
     post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
     # key; closed-through; instances and heads; series insert, lock, update; reading;
-    # rollups insert, lock, update; gauge insert, update; and the savepoint pair.
-    with django_assert_num_queries(15):
+    # gauge insert, update; rollups insert, lock, update; days insert, lock, update; and the
+    # savepoint pair.
+    with django_assert_num_queries(18):
         response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5, "seats": 2})
     assert response.status_code == 202
 
@@ -472,11 +474,19 @@ def test_orm_path_batch_queries_do_not_grow_with_size(
     assert response.status_code == 202
 
 
-def test_hot_statements_stay_small_enough_for_psycopgs_parse_cache():
+def test_hot_statements_go_out_with_native_placeholders_one_per_parameter():
     from metering.ingest import postgres
 
-    for sql in (postgres.SINGLE, postgres.BATCH_HEADS, postgres.BATCH_SERIES, postgres.BATCH_WRITE):
-        assert len(sql) <= 4096
+    for statement in (
+        postgres.SINGLE,
+        postgres.BATCH_HEADS,
+        postgres.BATCH_SERIES,
+        postgres.BATCH_WRITE,
+    ):
+        assert "%(" not in statement.sql
+        assert len(set(statement.names)) == len(statement.names)
+        numbers = {int(n) for n in re.findall(r"\$(\d+)", statement.sql)}
+        assert numbers == set(range(1, len(statement.names) + 1))
 
 
 def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatch):

@@ -1,4 +1,5 @@
-"""Rebuild hourly rollups from the raw readings: an operator's reconciliation tool.
+"""Rebuild hourly rollups from the raw readings, and daily rollups from the hours: an
+operator's reconciliation tool.
 
 python manage.py recompute_usage --check [--from ISO] [--to ISO]   # report, exit 1 on mismatch
 python manage.py recompute_usage [--from ISO] [--to ISO]           # repair
@@ -45,13 +46,28 @@ class Command(BaseCommand):
                 f"environment {env_id} {metric} {hour:%Y-%m-%dT%H:00Z}: "
                 f"stored {_show(stored)} expected {_show(expected)}"
             )
+        # Days are checked against their hours: the whole UTC days inside the window.
+        first, last = selectors.whole_days(since, until)
+        days = selectors.day_differences(first=first, last=last)
+        for (env_id, metric, day), stored, expected in days:
+            self.stdout.write(
+                f"environment {env_id} {metric} day {day:%Y-%m-%d}: "
+                f"stored {_show_day(stored)} expected {_show_day(expected)}"
+            )
         if check:
-            if differences:
-                raise CommandError(f"{len(differences)} rollup(s) differ from the raw readings.")
-            self.stdout.write("Rollups match the raw readings.")
+            if differences or days:
+                raise CommandError(
+                    f"{len(differences)} rollup(s) differ from the raw readings, "
+                    f"{len(days)} day(s) from their hours."
+                )
+            self.stdout.write("Rollups match the raw readings. Days match their hours.")
             return
         fixed = services.rollups_repair(start=since, end=until)
-        self.stdout.write(f"Repaired {fixed} rollup(s).")
+        self.stdout.write(f"Repaired {fixed} rollup(s) and {len(days)} day(s).")
+
+
+def _show_day(d: tuple[int, int | None] | None) -> str:
+    return "(none)" if d is None else f"total={d[0]} peak={d[1]}"
 
 
 def _show(d: object) -> str:

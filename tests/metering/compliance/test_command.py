@@ -16,7 +16,7 @@ from controlpanel.celery import app
 from controlpanel.schedule import beat_schedule
 from metering import tasks as _tasks  # noqa: F401  (registers the tasks)
 from metering.compliance.models import OverageFlag
-from metering.models import UsageRollup
+from metering.models import UsageReading
 from tests.conftest import make_tenant
 from tests.metering.compliance.usage import add_calls, set_gauge
 
@@ -69,7 +69,7 @@ def test_plain_output_says_what_each_job_did():
     t = make_tenant("acme", starts_on=dt.date(2026, 1, 15), ends_on=dt.date(2027, 1, 15))
     add_calls(t.production, NOW, 900_000)
     assert run("evaluate").splitlines() == [
-        "evaluate: 1 flag(s) raised, 0 resolved; contracts=1; days_built=9; late_environments=0",
+        "evaluate: 1 flag(s) raised, 0 resolved; contracts=1",
         "  raised   acme api_calls warning: 900000 of 1000000",
     ]
     assert run("notify") == "send: 2 sent, 0 to retry, 0 given up\n"
@@ -112,8 +112,8 @@ def test_every_compliance_job_is_scheduled_with_an_expiry_of_1_5x(settings):
 
 
 @pytest.mark.django_db
-def test_reset_day_cache_makes_the_next_evaluation_rebuild_it():
-    from metering.compliance.models import UsageDay
+def test_a_rollup_repair_rebuilds_the_days_and_the_next_evaluation_sees_it():
+    from metering.models import UsageDay
 
     with time_machine.travel(NOW, tick=False):
         t = make_tenant(
@@ -123,13 +123,13 @@ def test_reset_day_cache_makes_the_next_evaluation_rebuild_it():
             api_calls_per_period=1000,
         )
         add_calls(t.production, NOW - dt.timedelta(days=2), 500)
-        run("evaluate")
-    with time_machine.travel(NOW + dt.timedelta(hours=1), tick=False):
-        run("evaluate")
-        # A repair changes a finished day's rollup without a new reading.
-        UsageRollup.objects.filter(environment=t.production).update(total=900)
-        assert json.loads(run("evaluate", "--json"))["raised"] == []  # the cache says 500
-        assert json.loads(run("reset-day-cache", "--json"))["cached_rows_deleted"] == 1
-        out = json.loads(run("evaluate", "--json"))
-    assert [(r["level"], r["value"]) for r in out["raised"]] == [("warning", 900)]
+        # Rollups that drifted from the readings (the raw readings say 900 calls).
+        UsageReading.objects.filter(environment=t.production).update(counted_api_calls=900)
+        assert json.loads(run("evaluate", "--json"))["raised"] == []  # the rollups say 500
+        with pytest.raises(CommandError, match="1 rollup"):
+            call_command("recompute_usage", "--check", stdout=io.StringIO())
+        call_command("recompute_usage", stdout=io.StringIO())
+        call_command("recompute_usage", "--check", stdout=io.StringIO())
+        report = json.loads(run("evaluate", "--json"))
+    assert [(r["level"], r["value"]) for r in report["raised"]] == [("warning", 900)]
     assert UsageDay.objects.get().total == 900

@@ -21,13 +21,8 @@ from accounts.models import (
     Role,
 )
 from metering.compliance import evaluation
-from metering.compliance.models import (
-    FlagEvent,
-    Notification,
-    OverageFlag,
-    UsageDay,
-    UsageDayBuilt,
-)
+from metering.compliance.models import FlagEvent, Notification, OverageFlag
+from metering.models import UsageDay
 from tests.conftest import make_tenant
 from tests.factories import EnvironmentFactory, MembershipFactory
 from tests.metering.compliance.usage import add_calls, set_gauge
@@ -331,26 +326,25 @@ def test_query_count_does_not_grow_with_the_number_of_contracts():
     }
 
 
-def test_usage_of_finished_days_comes_from_the_day_cache_and_late_readings_refresh_it():
+def test_the_period_is_read_from_daily_rollups_and_a_late_reading_counts_at_the_next_run():
     with time_machine.travel(NOW - dt.timedelta(days=2), tick=False):
         t = acme(api_calls_per_period=1000, seats_per_environment=10)
         add_calls(t.production, PERIOD_START, 300)  # the period's first day
         add_calls(t.production, NOW - dt.timedelta(days=2), 200)
         assert evaluation.evaluate().raised == []
     with time_machine.travel(NOW, tick=False):
-        assert UsageDayBuilt.objects.filter(day=dt.date(2026, 11, 22)).exists() is False
         add_calls(t.production, NOW, 100)
         assert evaluation.evaluate().raised == []  # 600 of 1000
         assert sorted(UsageDay.objects.filter(metric="api_calls").values_list("day", "total")) == [
             (dt.date(2026, 11, 15), 300),
             (dt.date(2026, 11, 22), 200),
+            (dt.date(2026, 11, 24), 100),
         ]
-        # A late reading for a finished, cached day (received now, attributed then).
+        # A late reading for a finished day (received now, attributed then).
         add_calls(t.production, NOW - dt.timedelta(days=1), 200)
         set_gauge(t.production, SEATS, 9, NOW - dt.timedelta(days=1))
         set_gauge(t.production, SEATS, 1, NOW)
         report = evaluation.evaluate()
-    assert report.details["late_environments"] == 1
     assert sorted(
         (c.change, c.metric, c.level, c.value) for c in report.raised + report.resolved
     ) == [
@@ -373,7 +367,7 @@ def test_a_31st_anchor_uses_the_short_months_last_day_as_the_period_start():
         add_calls(t.production, feb_27, 700)  # period Jan 31 .. Feb 28
         assert evaluation.evaluate().raised == []
     with time_machine.travel(dt.datetime(2026, 3, 1, 0, 30, tzinfo=dt.UTC), tick=False):
-        add_calls(t.production, feb_28, 500)  # period Feb 28 .. Mar 31, from the day cache
+        add_calls(t.production, feb_28, 500)  # period Feb 28 .. Mar 31: yesterday
         add_calls(t.production, dt.datetime(2026, 3, 1, tzinfo=dt.UTC), 300)  # and today
         report = evaluation.evaluate()
     assert [(c.level, c.value, c.period_start) for c in report.raised] == [

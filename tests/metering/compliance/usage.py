@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import API_CALLS, Environment
+from metering import services
+from metering.counting import RollupDelta
 from metering.models import UsageGauge, UsageReading, UsageRollup, UsageSeries
 
 
@@ -16,15 +19,13 @@ def hour_of(at: dt.datetime) -> dt.datetime:
 
 
 def add_calls(environment: Environment, at: dt.datetime, n: int) -> UsageRollup:
-    """`n` calls counted in the hour of `at`, received now (rollup and raw reading)."""
-    rollup, _ = UsageRollup.objects.get_or_create(
-        environment=environment, metric=API_CALLS, hour=hour_of(at)
-    )
-    rollup.total += n
-    rollup.readings += 1
-    rollup.save()
+    """`n` calls counted in the hour of `at`, received now (rollups and raw reading)."""
+    delta = RollupDelta()
+    delta.add_count(n, False, at)
+    with transaction.atomic():  # as every writer: rollup and day rows locked together
+        services.rollups_apply(environment=environment, deltas={(API_CALLS, hour_of(at)): delta})
     _reading(environment, at, api_calls=n, counted_api_calls=n)
-    return rollup
+    return UsageRollup.objects.get(environment=environment, metric=API_CALLS, hour=hour_of(at))
 
 
 def _reading(environment: Environment, at: dt.datetime, **values: int) -> UsageReading:
@@ -39,15 +40,11 @@ def _reading(environment: Environment, at: dt.datetime, **values: int) -> UsageR
 
 
 def set_gauge(environment: Environment, metric: str, value: int, at: dt.datetime) -> None:
-    """A gauge reading: the hour's rollup peak/last and the current value."""
-    rollup, _ = UsageRollup.objects.get_or_create(
-        environment=environment, metric=metric, hour=hour_of(at)
-    )
-    rollup.peak = max(rollup.peak or 0, value)
-    rollup.last = value
-    rollup.last_observed_at = at
-    rollup.readings += 1
-    rollup.save()
+    """A gauge reading: the hour's rollup peak/last, the day's peak and the current value."""
+    delta = RollupDelta()
+    delta.add_gauge(value, at)
+    with transaction.atomic():
+        services.rollups_apply(environment=environment, deltas={(metric, hour_of(at)): delta})
     UsageGauge.objects.update_or_create(
         environment=environment, metric=metric, defaults={"value": value, "observed_at": at}
     )
