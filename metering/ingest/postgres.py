@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from psycopg.types.array import ListBinaryDumper
 from psycopg.types.numeric import Int8
 
 from accounts import tokens
@@ -30,6 +31,13 @@ class _PreparedCursor(psycopg.RawCursor):
     once instead of on every request (Django turns automatic preparation off). Results
     come in binary: loading binary timestamps costs less than parsing ISO text. A raw
     cursor: the statements come with PostgreSQL's own placeholders (`Statement`)."""
+
+    def __init__(self, connection, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(connection, **kwargs)
+        # The batch statements' arrays go in binary too: psycopg dumps a list element by
+        # element in Python, ~1.3 us per reading per array as text, ~0.25 us in binary
+        # (~12 us per batched reading over its dozen arrays). This cursor only.
+        self.adapters.register_dumper(list, ListBinaryDumper)
 
     def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[override]
         return super().execute(query, params, prepare=True, binary=True)
