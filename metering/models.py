@@ -111,8 +111,6 @@ class UsageReading(models.Model):
         indexes = [
             # recompute_usage and disputes: an environment's readings in time order.
             models.Index(fields=["environment", "attributed_hour"], name="usage_reading_env_hour"),
-            # Retention: delete the oldest readings in bounded batches.
-            models.Index(fields=["received_at"], name="usage_reading_received"),
         ]
         constraints = [
             models.CheckConstraint(
