@@ -43,8 +43,8 @@ class UsageSeries(models.Model):
     `generation` counts the implicit restarts (DESIGN rule 3)."""
 
     environment = models.ForeignKey(
-        Environment, on_delete=models.CASCADE, related_name="usage_series"
-    )
+        Environment, on_delete=models.CASCADE, related_name="usage_series", db_index=False
+    )  # indexed as the first column of a composite key below
     instance = models.CharField(max_length=128)
     boot = models.CharField(max_length=128, blank=True, default="")
     generation = models.PositiveIntegerField(default=0)
@@ -85,8 +85,8 @@ class UsageReading(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     environment = models.ForeignKey(
-        Environment, on_delete=models.CASCADE, related_name="usage_readings"
-    )
+        Environment, on_delete=models.CASCADE, related_name="usage_readings", db_index=False
+    )  # indexed as the first column of a composite key below
     series = models.ForeignKey(
         UsageSeries, null=True, blank=True, on_delete=models.SET_NULL, related_name="readings"
     )
@@ -111,8 +111,6 @@ class UsageReading(models.Model):
         indexes = [
             # recompute_usage and disputes: an environment's readings in time order.
             models.Index(fields=["environment", "attributed_hour"], name="usage_reading_env_hour"),
-            # Retention: delete the oldest readings in bounded batches.
-            models.Index(fields=["received_at"], name="usage_reading_received"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -130,8 +128,8 @@ class UsageRollup(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     environment = models.ForeignKey(
-        Environment, on_delete=models.CASCADE, related_name="usage_rollups"
-    )
+        Environment, on_delete=models.CASCADE, related_name="usage_rollups", db_index=False
+    )  # indexed as the first column of a composite key below
     metric = models.CharField(max_length=16)
     hour = models.DateTimeField()
     total = models.BigIntegerField(default=0)
@@ -201,8 +199,8 @@ class UsageGauge(models.Model):
     """The current value of a gauge metric for one environment."""
 
     environment = models.ForeignKey(
-        Environment, on_delete=models.CASCADE, related_name="usage_gauges"
-    )
+        Environment, on_delete=models.CASCADE, related_name="usage_gauges", db_index=False
+    )  # indexed as the first column of a composite key below
     metric = models.CharField(max_length=16)
     value = models.BigIntegerField(default=0)
     observed_at = models.DateTimeField(default=timezone.now)
