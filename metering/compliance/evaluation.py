@@ -19,6 +19,8 @@ gauge flag reopens when the current value reaches the level again. API-call flag
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import connection, transaction
@@ -62,20 +64,25 @@ QUOTA_KINDS = (EnvironmentKind.PRODUCTION, EnvironmentKind.CICD)
 NONPROD_KINDS = (EnvironmentKind.CICD, EnvironmentKind.PERSONAL)
 
 
-def thresholds(contract: Contract, metric: str) -> list[tuple[str, int]]:
+def thresholds(contract: Contract, metric: str) -> tuple[tuple[str, int], ...]:
     """(level, lowest value at that level) for one contract and metric."""
     limit = contract.limit_for(metric)
     if limit is None:
-        return []
+        return ()
+    return _thresholds(limit, *contract.policy_for(metric))
+
+
+@functools.lru_cache(maxsize=4096)
+def _thresholds(limit: int, mode: str, factor: Decimal | None) -> tuple[tuple[str, int], ...]:
+    # Cached: 10,000 contracts share a few dozen (limit, policy) pairs.
     # ceil(0.8 x limit) in integers; never 0, so an unused zero limit raises nothing.
-    out = [
+    out = (
         (FlagLevel.WARNING.value, max(1, -(-limit * 4 // 5))),
         (FlagLevel.EXCEEDED.value, max(1, limit)),
-    ]
-    mode, factor = contract.policy_for(metric)
+    )
     cap = periods.policy_cap(limit, mode, factor)
     if cap is not None and cap > limit:
-        out.append((FlagLevel.OVER_CAP.value, cap))
+        out += ((FlagLevel.OVER_CAP.value, cap),)
     return out
 
 
@@ -229,7 +236,7 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
     by_id = {c.id: c for c in contracts}
     wanted: dict[FlagKey, WantedFlag] = {}
     holding: dict[FlagKey, int] = {}  # gauge flags whose condition holds now -> value now
-    limits: dict[tuple[int, str], list[tuple[str, int]]] = {}  # thresholds, computed once
+    limits: dict[tuple[int, str], tuple[tuple[str, int], ...]] = {}  # per contract and metric
 
     def want(
         c: Contract,

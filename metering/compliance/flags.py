@@ -25,8 +25,9 @@ from metering.compliance.models import FlagEvent, FlagEventKind, OverageFlag
 from metering.compliance.sql import array_cursor
 
 
-@dataclass(frozen=True)
-class FlagKey:
+class FlagKey(NamedTuple):
+    """A flag's unique key. A tuple: an evaluation makes and hashes tens of thousands."""
+
     contract_id: int
     period_start: dt.datetime
     metric: str
