@@ -63,3 +63,37 @@ def test_gunicorn_parses_requests_with_the_c_parser(monkeypatch):
     config = runpy.run_path(str(ROOT / "controlpanel" / "gunicorn.conf.py"))
     assert config["http_parser"] == "fast"
     assert "gunicorn_h1c" in config
+
+
+def test_every_package_the_product_imports_is_in_the_prod_group():
+    """`make run` and the Docker image install only the prod group: a runtime import of a
+    dev-only package (httpx once) breaks them while the tests stay green."""
+    import ast
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    prod = {re.split(r"[\[=<>~ ]", d)[0].lower().replace("_", "-") for d in groups["prod"]}
+    providers = packages_distributions()
+    imported: set[str] = set()
+    for package in ("accounts", "metering", "controlpanel"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported.add(node.module.split(".")[0])
+    third_party = {
+        name
+        for name in imported
+        if name not in sys.stdlib_module_names
+        and name not in {"accounts", "metering", "controlpanel"}
+    }
+    missing = {
+        name
+        for name in third_party
+        if not {d.lower().replace("_", "-") for d in providers.get(name, [name])} & prod
+    }
+    assert "httpx" in third_party
+    assert missing == set()
