@@ -86,10 +86,6 @@ def _thresholds(limit: int, mode: str, factor: Decimal | None) -> tuple[tuple[st
     return out
 
 
-def levels_reached(contract: Contract, metric: str, value: int) -> list[tuple[str, int]]:
-    return [(level, t) for level, t in thresholds(contract, metric) if value >= t]
-
-
 def _periods_by_anchor(contracts: list[Contract], at: dt.datetime) -> dict[int, periods.Period]:
     """Each anchor day's current period: at most 31, however many contracts."""
     by_day: dict[int, periods.Period] = {}
@@ -105,8 +101,8 @@ def _usage_in_period(
     at: dt.datetime,
     select: str,
     metrics: tuple[str, ...],
-    where: str,
     group: str,
+    where: str | None = None,
 ) -> list[tuple]:
     """One pass over the daily rollups (`UsageDay`, aliased `r`: environment_id, metric,
     day, total, peak) of every active contract's current period. Periods start and end
@@ -149,7 +145,7 @@ def _usage_in_period(
         JOIN {Project._meta.db_table} pr ON pr.organization_id = cp.organization_id
         JOIN {Environment._meta.db_table} e ON e.project_id = pr.id
         JOIN r ON r.environment_id = e.id
-        WHERE r.day >= cp.p_start AND r.day < cp.p_end AND {where}
+        WHERE r.day >= cp.p_start AND r.day < cp.p_end {f"AND {where}" if where else ""}
         GROUP BY {group}
     """
     with connection.cursor() as cursor:
@@ -195,7 +191,6 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
             at=at,
             select="cp.id, e.id, r.metric, MAX(r.peak)",
             metrics=(SEATS, TENANTS),
-            where="1 = 1",
             group="cp.id, e.id, r.metric",
         )
         if peak is not None
