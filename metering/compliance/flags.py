@@ -2,7 +2,8 @@
 
 Every flip is claimed by a conditional write (INSERT ... ON CONFLICT DO NOTHING, UPDATE ...
 WHERE resolved_at IS [NOT] NULL) whose RETURNING clause gives back exactly the rows this run
-changed, so when two runs race each flip is reported (and notified) by exactly one. The
+changed, so when two runs race each flip is reported (and gets its one event, which the
+notifier announces) by exactly one. The
 rows are tagged with a per-run token (`changed_by_run`) for auditing. On PostgreSQL each
 write is one statement over column arrays (unnest), however many flags flip: a run that
 raises tens of thousands of flags makes no model instance per flag (bench/overage).
@@ -20,7 +21,6 @@ from django.db import connection
 from django.db.models import Q
 
 from accounts.models import Environment
-from metering.compliance import notifications
 from metering.compliance.models import FlagEvent, FlagEventKind, OverageFlag
 from metering.compliance.sql import array_cursor
 
@@ -234,38 +234,26 @@ def resolve_flags(*, ids: Iterable[int], run: str, at: dt.datetime) -> list[Flip
     )
 
 
-def _insert_events(
-    *, rows: list[tuple[int, str, int]], at: dt.datetime
-) -> dict[tuple[int, str], int]:
-    """Insert (flag id, kind, value) history rows; returns their ids by (flag id, kind)
-    (one flip per flag and kind per run)."""
+def _insert_events(*, rows: list[tuple[int, str, int]], at: dt.datetime) -> None:
+    """Insert (flag id, kind, value) history rows."""
     stamp = connection.ops.adapt_datetimefield_value(at)
     table = connection.ops.quote_name(FlagEvent._meta.db_table)
-    ids: dict[tuple[int, str], int] = {}
     with array_cursor() as cursor:
         if connection.vendor == "postgresql":
             flag_ids, kinds, values = (list(col) for col in zip(*rows, strict=True))
             cursor.execute(
                 f"INSERT INTO {table} (flag_id, kind, at, value) "
                 "SELECT f, k, %s::timestamptz, v FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) "
-                "AS u(f, k, v) RETURNING id, flag_id, kind",
+                "AS u(f, k, v)",
                 [stamp, flag_ids, kinds, values],
             )
-            batches = [cursor.fetchall()]
-        else:
-            batches = []
-            for batch in _batches(rows):
-                placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
-                cursor.execute(
-                    f"INSERT INTO {table} (flag_id, kind, at, value) VALUES {placeholders} "
-                    "RETURNING id, flag_id, kind",
-                    [v for flag_id, kind, value in batch for v in (flag_id, kind, stamp, value)],
-                )
-                batches.append(cursor.fetchall())
-        for fetched in batches:
-            for event_id, flag_id, kind in fetched:
-                ids[(flag_id, kind)] = event_id
-    return ids
+            return
+        for batch in _batches(rows):
+            placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
+            cursor.execute(
+                f"INSERT INTO {table} (flag_id, kind, at, value) VALUES {placeholders}",
+                [v for flag_id, kind, value in batch for v in (flag_id, kind, stamp, value)],
+            )
 
 
 def record_flips(
@@ -277,20 +265,17 @@ def record_flips(
     at: dt.datetime,
     report: JobReport,
 ) -> None:
-    """Write the flips' history rows, their outbox rows, and add them to `report`."""
+    """Write the flips' history rows (`FlagEvent`: what the notifier turns into outbox rows,
+    see notifications.fan_out) and add the flips to `report`."""
     flips = [(f, FlagEventKind.RAISED.value, raised_values.get(f.id, f.value)) for f in raised]
     flips += [
         (f, FlagEventKind.RESOLVED.value, resolved_values.get(f.id, f.value)) for f in resolved
     ]
     if not flips:
         return
-    event_ids = _insert_events(rows=[(f.id, kind, value) for f, kind, value in flips], at=at)
-    events = [
-        notifications.FlipEvent(id=event_ids[(f.id, kind)], flag=f, kind=kind, at=at, value=value)
-        for f, kind, value in flips
-    ]
+    # The events are what the notifier turns into outbox rows (notifications.fan_out).
+    _insert_events(rows=[(f.id, kind, value) for f, kind, value in flips], at=at)
     labels = _describe(raised + resolved)
-    notifications.enqueue_for_events(events=events, labels=labels)
     for f, kind, value in flips:
         org_slug, env_label = labels[f.id]
         change = FlagChange(

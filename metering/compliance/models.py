@@ -141,9 +141,20 @@ class FlagEvent(models.Model):
     kind = models.CharField(max_length=16, choices=FlagEventKind.choices)
     at = models.DateTimeField(default=timezone.now)
     value = models.BigIntegerField()
+    # When the notifier wrote this event's outbox rows (`notifications.fan_out`). The event
+    # is the durable record of the flip, written with it; the per-recipient rows follow
+    # from it, in the notifier's own transactions, so a run that flips tens of thousands
+    # of flags does not also write their deliveries (bench/overage).
+    notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["at", "id"]
+        indexes = [
+            # The notifier's queue: events whose outbox rows are not written yet.
+            models.Index(
+                fields=["id"], condition=Q(notified_at__isnull=True), name="flag_event_to_notify"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.flag} {self.kind} at {self.at:%Y-%m-%d %H:%M}"

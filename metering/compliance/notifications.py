@@ -1,7 +1,13 @@
-"""The notification outbox: rows written with the change they announce, sent later.
+"""The notification outbox: one row per message and recipient, sent later.
 
-Producing: `enqueue_*` insert one row per (topic, channel, recipient) in the caller's
-transaction; the unique key makes re-enqueueing a no-op.
+Producing: a flag flip writes a `FlagEvent` in the flip's own transaction; the notifier
+(`fan_out`, the first step of every `send_pending`) turns the events not notified yet into
+one row per recipient (the organization's active owners and admins, `STAFF_ALERT_EMAILS`,
+its active webhook endpoints) and marks them notified, in transactions of its own. The
+event is the durable record, so a crash between the two loses nothing: the next notifier
+run picks the event up. Expiry reminders (`enqueue_expiry_reminders`) write their rows
+directly in the caller's transaction. The unique (topic, channel, recipient) key makes
+writing a row twice a no-op.
 
 Sending: `send_pending` claims due rows with a conditional UPDATE (status pending, not
 claimed or claim expired), so two senders never hold one row; it sends outside any
@@ -19,20 +25,30 @@ import smtplib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import MANAGER_ROLES, Contract, Membership, Role
+from accounts.models import (
+    MANAGER_ROLES,
+    Contract,
+    Environment,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    User,
+)
 from metering.compliance import webhooks
 from metering.compliance.models import (
     Channel,
+    FlagEvent,
     Notification,
     NotificationStatus,
+    OverageFlag,
     WebhookEndpoint,
 )
 from metering.compliance.sql import array_cursor
@@ -109,59 +125,129 @@ def _insert_arrays(rows: list[tuple]) -> None:
         )
 
 
-class FlipEvent(NamedTuple):
-    """A flag event just written (its flag as the run's RETURNING gave it)."""
+def fan_out(*, batch: int = 10_000) -> int:
+    """Write the outbox rows of every flag event not notified yet; returns how many events.
 
-    id: int
-    flag: Any  # flags.Flip: id, organization_id, metric, scope, level, limit, period_start
-    kind: str
-    at: dt.datetime
-    value: int
-
-
-def enqueue_for_events(
-    *, events: Sequence[FlipEvent], labels: dict[int, tuple[str, str | None]]
-) -> None:
-    recipients = _recipients(
-        organization_ids={e.flag.organization_id for e in events}, roles=MANAGER_ROLES
-    )
-    rows = []
-    for event in events:
-        flag = event.flag
-        to = recipients.get(flag.organization_id)
-        if not to:
-            continue
-        org_slug, env_label = labels[flag.id]
-        payload = {
-            "type": f"flag.{event.kind}",
-            "flag_id": flag.id,
-            "organization": org_slug,
-            "metric": flag.metric,
-            "scope": flag.scope,
-            "environment": env_label,
-            "level": flag.level,
-            "value": event.value,
-            "limit": flag.limit,
-            "period_start": flag.period_start.isoformat(),
-            "at": event.at.isoformat(),
-        }
-        where = f" in {env_label}" if env_label else ""
-        limit = f" of {flag.limit}" if flag.limit is not None else ""
-        subject = f"[Control Panel] {org_slug}: {flag.metric} {flag.level}{where} {event.kind} ({event.value}{limit})"
-        for channel, recipient, endpoint_id in to:
-            rows.append(
-                (
-                    flag.organization_id,
-                    event.id,
-                    endpoint_id,
-                    f"event:{event.id}",
-                    channel,
-                    recipient,
-                    subject[:300],
-                    payload,
-                )
+    Batches of `batch` events, each in its own transaction: claim them (`FOR UPDATE SKIP
+    LOCKED` on PostgreSQL, so two notifiers take disjoint batches), insert their rows,
+    mark them notified. Events of a transaction still open are not visible yet; the next
+    run takes them."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                FlagEvent.objects.filter(notified_at__isnull=True)
+                .order_by("id")
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)[:batch]
             )
-    _insert(rows)
+            if not ids:
+                return total
+            _insert_for_flag_events(ids)
+            FlagEvent.objects.filter(id__in=ids).update(notified_at=timezone.now())
+        total += len(ids)
+
+
+def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
+    """The outbox rows of these flag events, built by the database from the events, their
+    flags and the recipients in one INSERT ... SELECT. Nothing per row travels through
+    Python: one evaluation can flip tens of thousands of flags (bench/overage).
+
+    The payload: `{"type": "flag.raised" | "flag.resolved", "flag_id", "organization",
+    "metric", "scope", "environment" ("project/environment" or null), "level", "value",
+    "limit", "period_start", "at"}` (datetimes as Python's isoformat() gives them); the
+    subject: `[Control Panel] <org>: <metric> <level>[ in <env>] <kind> (<value>[ of
+    <limit>])`. Tests pin both on PostgreSQL and SQLite."""
+    if not event_ids:
+        return
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    q = connection.ops.quote_name
+    pg = connection.vendor == "postgresql"
+    tables = {
+        name: q(model._meta.db_table)
+        for name, model in (
+            ("notification", Notification),
+            ("event", FlagEvent),
+            ("flag", OverageFlag),
+            ("organization", Organization),
+            ("environment", Environment),
+            ("project", Project),
+            ("membership", Membership),
+            ("user", User),
+            ("endpoint", WebhookEndpoint),
+        )
+    }
+    label = "pr.slug || '/' || e.name"
+    if pg:
+        json_object = "jsonb_build_object"
+
+        def iso(column: str) -> str:
+            # Python's isoformat() of a UTC datetime: microseconds only when there are some.
+            utc = f"({column} AT TIME ZONE 'UTC')"
+            return (
+                f"replace(CAST(date_trunc('second', {utc}) AS text), ' ', 'T') || "
+                f"CASE WHEN date_trunc('second', {column}) = {column} THEN '' "
+                f"ELSE to_char({utc}, '.US') END || '+00:00'"
+            )
+    else:
+        json_object = "json_object"
+
+        def iso(column: str) -> str:
+            return f"replace({column}, ' ', 'T') || '+00:00'"  # stored as UTC text
+
+    roles = ", ".join(["%s"] * len(MANAGER_ROLES))
+    staff = settings.STAFF_ALERT_EMAILS
+    staff_branch = ""
+    if staff:
+        emails = " UNION ALL ".join(["SELECT CAST(%s AS text) AS email"] * len(staff))
+        staff_branch = f"UNION ALL SELECT x.*, 'email', s.email, CAST(NULL AS bigint) FROM x CROSS JOIN ({emails}) s"
+    sql = f"""
+        WITH x AS (
+            SELECT f.organization_id AS organization_id, ev.id AS event_id,
+                'event:' || CAST(ev.id AS text) AS topic,
+                SUBSTR('[Control Panel] ' || o.slug || ': ' || f.metric || ' ' || f.level
+                    || COALESCE(' in ' || {label}, '') || ' ' || ev.kind || ' ('
+                    || CAST(ev.value AS text) || COALESCE(' of ' || CAST(f."limit" AS text), '')
+                    || ')', 1, 300) AS subject,
+                {json_object}('type', 'flag.' || ev.kind, 'flag_id', f.id,
+                    'organization', o.slug, 'metric', f.metric, 'scope', f.scope,
+                    'environment', {label}, 'level', f.level, 'value', ev.value,
+                    'limit', f."limit", 'period_start', {iso("f.period_start")},
+                    'at', {iso("ev.at")}) AS payload
+            FROM {tables["event"]} ev
+            JOIN {tables["flag"]} f ON f.id = ev.flag_id
+            JOIN {tables["organization"]} o ON o.id = f.organization_id
+            LEFT JOIN {tables["environment"]} e ON e.id = f.environment_id
+            LEFT JOIN {tables["project"]} pr ON pr.id = e.project_id
+            WHERE {{events}}
+        )
+        INSERT INTO {tables["notification"]} (organization_id, event_id, topic, subject,
+            payload, channel, recipient, endpoint_id, status, attempts, next_attempt_at,
+            claim_token, last_error, created_at)
+        SELECT *, %s, 0, %s, '', '', %s FROM (
+            SELECT x.*, 'email', u.email, CAST(NULL AS bigint) FROM x
+            JOIN {tables["membership"]} m ON m.organization_id = x.organization_id
+            JOIN {tables["user"]} u ON u.id = m.user_id
+            WHERE m.role IN ({roles}) AND u.is_active
+            {staff_branch}
+            UNION ALL SELECT x.*, 'webhook', w.url, w.id FROM x
+            JOIN {tables["endpoint"]} w ON w.organization_id = x.organization_id
+            WHERE w.is_active
+        ) AS rows
+        WHERE true
+        -- The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
+        ON CONFLICT DO NOTHING
+    """
+    tail = [NotificationStatus.PENDING.value, now, now, *MANAGER_ROLES, *staff]
+    with array_cursor() as cursor:
+        if pg:
+            # One array parameter, however many events.
+            cursor.execute(sql.format(events="ev.id = ANY(%b)"), [list(event_ids), *tail])
+            return
+        for i in range(0, len(event_ids), 2000):  # SQLite: 32,766 placeholders a statement
+            chunk = list(event_ids[i : i + 2000])
+            events = f"ev.id IN ({', '.join(['%s'] * len(chunk))})"
+            cursor.execute(sql.format(events=events), [*chunk, *tail])
 
 
 def enqueue_expiry_reminders(*, contracts: Sequence[Contract], days_before: int) -> int:
@@ -199,16 +285,26 @@ def enqueue_expiry_reminders(*, contracts: Sequence[Contract], days_before: int)
 # --- sending -------------------------------------------------------------------------------
 @dataclass
 class SendReport:
+    events: int = 0  # flag events turned into outbox rows by this run
     sent: int = 0
     retried: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return f"send: {self.sent} sent, {self.retried} to retry, {self.failed} given up"
+        return (
+            f"send: {self.events} flag event(s) queued, {self.sent} sent, "
+            f"{self.retried} to retry, {self.failed} given up"
+        )
 
     def as_dict(self) -> dict[str, object]:
-        return {"job": "send", "sent": self.sent, "retried": self.retried, "failed": self.failed}
+        return {
+            "job": "send",
+            "events": self.events,
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+        }
 
 
 def _due(now: dt.datetime):
@@ -263,7 +359,9 @@ def _send_one(notification: Notification) -> webhooks.DeliveryResult:
 
 
 def send_pending(*, batch: int = 50, max_batches: int = 20) -> SendReport:
-    report = SendReport()
+    """Queue new flag events' messages (`fan_out`), then send up to `batch` x `max_batches`
+    due rows."""
+    report = SendReport(events=fan_out())
     for _ in range(max_batches):
         token, claimed = claim(batch=batch)
         if not token:

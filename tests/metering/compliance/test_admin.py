@@ -37,6 +37,7 @@ def flagged():
         )
         add_calls(t.production, NOW, 900_000)
         evaluation.evaluate()
+        notifications.fan_out()
         TrueUp.objects.create(
             contract=t.organization.contracts.get(),
             organization=t.organization,

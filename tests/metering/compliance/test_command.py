@@ -72,7 +72,7 @@ def test_plain_output_says_what_each_job_did():
         "evaluate: 1 flag(s) raised, 0 resolved; contracts=1",
         "  raised   acme api_calls warning: 900000 of 1000000",
     ]
-    assert run("notify") == "send: 2 sent, 0 to retry, 0 given up\n"
+    assert run("notify") == "send: 1 flag event(s) queued, 2 sent, 0 to retry, 0 given up\n"
     assert run("gaps").startswith("gaps: 0 flag(s) raised, 0 resolved")
     assert run("close-periods").startswith("close-periods: 0 flag(s) raised")
     assert run("reminders").startswith("reminders: 0 flag(s) raised")
@@ -81,6 +81,7 @@ def test_plain_output_says_what_each_job_did():
     )
     assert json.loads(run("send", "--json")) == {
         "job": "send",
+        "events": 0,
         "sent": 0,
         "retried": 0,
         "failed": 0,

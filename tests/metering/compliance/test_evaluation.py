@@ -20,7 +20,7 @@ from accounts.models import (
     OverageMode,
     Role,
 )
-from metering.compliance import evaluation
+from metering.compliance import evaluation, notifications
 from metering.compliance.models import FlagEvent, Notification, OverageFlag
 from metering.models import UsageDay
 from tests.conftest import make_tenant
@@ -266,7 +266,10 @@ def test_new_flags_notify_owners_admins_staff_and_webhooks_once(settings):
     add_calls(t.production, NOW, 800)
 
     evaluation.evaluate()
+    assert not Notification.objects.exists()  # the notifier writes them, from the events
+    assert notifications.fan_out() == 1
     evaluation.evaluate()
+    assert notifications.fan_out() == 0
 
     rows = sorted(Notification.objects.values_list("organization__slug", "channel", "recipient"))
     assert rows == sorted(
@@ -299,17 +302,20 @@ def _tenants_over_limit(n: int, prefix: str = "org") -> None:
 @time_machine.travel(NOW, tick=False)
 def test_query_count_does_not_grow_with_the_number_of_contracts():
     _tenants_over_limit(1)
-    evaluation.evaluate()  # builds the day cache: both measured runs find it warm
-    OverageFlag.objects.all().delete()
     with CaptureQueriesContext(connection) as one:
         evaluation.evaluate()
+    with CaptureQueriesContext(connection) as notify_one:
+        notifications.fan_out()
     OverageFlag.objects.all().delete()
     _tenants_over_limit(199, prefix="more")
     with CaptureQueriesContext(connection) as many:
         report = evaluation.evaluate()
+    with CaptureQueriesContext(connection) as notify_many:
+        assert notifications.fan_out() == 600
 
     assert len(report.raised) == 200 * 3
     assert len(many) == len(one)
+    assert len(notify_many) == len(notify_one)
     # The large run takes the bulk path on PostgreSQL: every row is there and linked.
     assert OverageFlag.objects.count() == FlagEvent.objects.count() == 600
     assert Notification.objects.filter(event__isnull=False).count() == 600 * 2
@@ -385,6 +391,7 @@ def test_a_flag_raised_and_resolved_in_one_run_writes_both_events_and_their_outb
     set_gauge(t.production, TENANTS, 1, NOW - dt.timedelta(hours=1))
 
     evaluation.evaluate()
+    notifications.fan_out()
 
     flag = OverageFlag.objects.get()
     assert (flag.level, flag.value, flag.raised_at, flag.resolved_at) == ("warning", 4, NOW, NOW)

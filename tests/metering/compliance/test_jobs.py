@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from accounts.models import API_CALLS, SEATS, ContractStatus, EnvironmentKind, EnvironmentStatus
-from metering.compliance import gaps, periods, reminders, retention
+from metering.compliance import gaps, notifications, periods, reminders, retention
 from metering.compliance.models import (
     ExpiryReminder,
     FlagEvent,
@@ -50,6 +50,7 @@ def test_a_silent_environment_gets_one_gap_flag_resolved_when_it_reports_again()
         ("reporting", "reporting_gap", 12, 12, "website/production")
     ]
     assert again.raised == again.resolved == []
+    notifications.fan_out()
     assert Notification.objects.filter(event__flag__metric="reporting").count() == 2
 
     report(t.production, NOW + 2 * H)
@@ -255,6 +256,7 @@ def test_every_job_twice_gives_the_same_rows():
         jobs = [
             evaluation.evaluate,
             gaps.detect_gaps,
+            notifications.fan_out,
             periods.close_periods,
             reminders.send_expiry_reminders,
             retention.prune_readings,

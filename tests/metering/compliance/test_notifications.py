@@ -10,10 +10,18 @@ import time_machine
 from django.core import mail
 from django.db import connection
 
+from accounts.models import Role
 from metering.compliance import notifications, webhooks
-from metering.compliance.models import Channel, Notification, NotificationStatus
+from metering.compliance.models import (
+    Channel,
+    FlagEvent,
+    Notification,
+    NotificationStatus,
+    OverageFlag,
+)
 from metering.compliance.services import webhook_endpoint_create
 from tests.conftest import make_tenant
+from tests.factories import MembershipFactory
 from tests.metering.compliance.hooks import receiver
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -197,3 +205,121 @@ def test_two_concurrent_senders_deliver_each_notification_exactly_once(allow_htt
     assert sum(r.sent for r in reports) == 60
     assert all(r.sent > 0 for r in reports)  # both really took part
     assert set(Notification.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+# --- fan-out: flag events into outbox rows --------------------------------------------------
+def _flag_event(t, *, environment=None, limit=None, at=NOW, period_start=NOW, kind="raised"):
+    flag = OverageFlag.objects.create(
+        contract=t.organization.contracts.get(),
+        organization=t.organization,
+        environment=environment,
+        metric="reporting" if environment else "developer_seats",
+        scope=f"environment:{environment.id}" if environment else "organization",
+        level="reporting_gap" if environment else "exceeded",
+        period_start=period_start,
+        value=7,
+        limit=limit,
+    )
+    return FlagEvent.objects.create(flag=flag, kind=kind, at=at, value=9)
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_fan_out_writes_one_row_per_recipient_with_the_payload_and_subject_of_the_event(
+    settings,
+):
+    settings.STAFF_ALERT_EMAILS = ["billing@vendor.example", "ops@vendor.example"]
+    t = make_tenant("acme")
+    endpoint, _ = webhook_endpoint_create(
+        organization=t.organization, url="https://hooks.acme.example/cp", created_by=t.owner
+    )
+    old, _ = webhook_endpoint_create(
+        organization=t.organization, url="https://old.acme.example/cp", created_by=t.owner
+    )
+    old.is_active = False  # inactive endpoints and users get nothing
+    old.save()
+    MembershipFactory(organization=t.organization, role=Role.ADMIN, user__is_active=False)
+    make_tenant("globex")  # another organization's managers get nothing either
+    # Datetimes with and without microseconds: the payload carries what isoformat() gives.
+    odd = NOW - dt.timedelta(hours=12, microseconds=250)
+    with_env = _flag_event(t, environment=t.production, limit=12, at=odd, period_start=odd)
+    org_wide = _flag_event(t, kind="resolved")
+
+    assert notifications.fan_out() == 2
+    assert notifications.fan_out() == 0
+    assert not FlagEvent.objects.filter(notified_at__isnull=True).exists()
+
+    rows = Notification.objects.filter(event=with_env)
+    assert sorted(rows.values_list("channel", "recipient", "endpoint_id")) == sorted(
+        [
+            ("email", "billing@vendor.example", None),
+            ("email", "ops@vendor.example", None),
+            ("email", t.admin.email, None),
+            ("email", t.owner.email, None),
+            ("webhook", endpoint.url, endpoint.id),
+        ]
+    )
+    assert {(r.topic, r.status, r.attempts, r.next_attempt_at) for r in rows} == {
+        (f"event:{with_env.id}", "pending", 0, NOW)
+    }
+    label = f"{t.production.project.slug}/{t.production.name}"
+    assert {r.subject for r in rows} == {
+        f"[Control Panel] acme: reporting reporting_gap in {label} raised (9 of 12)"
+    }
+    assert rows.first().payload == {
+        "type": "flag.raised",
+        "flag_id": with_env.flag_id,
+        "organization": "acme",
+        "metric": "reporting",
+        "scope": f"environment:{t.production.id}",
+        "environment": label,
+        "level": "reporting_gap",
+        "value": 9,
+        "limit": 12,
+        "period_start": odd.isoformat(),
+        "at": odd.isoformat(),
+    }
+    plain = Notification.objects.filter(event=org_wide).first()
+    assert plain.subject == "[Control Panel] acme: developer_seats exceeded resolved (9)"
+    assert plain.payload["environment"] is None
+    assert plain.payload["limit"] is None
+    assert plain.payload["at"] == NOW.isoformat() == "2026-11-24T12:00:00+00:00"
+    assert Notification.objects.count() == 10
+
+
+@pytest.mark.django_db
+def test_fan_out_in_batches_takes_every_event_once():
+    t = make_tenant("acme")
+    events = [_flag_event(t, period_start=NOW + dt.timedelta(days=i)) for i in range(7)]
+    assert notifications.fan_out(batch=3) == 7
+    assert sorted(Notification.objects.values_list("event_id", flat=True)) == sorted(
+        e.id
+        for e in events
+        for _ in range(2)  # owner and admin
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_notifiers_write_each_row_once():
+    t = make_tenant("acme")
+    for i in range(40):
+        _flag_event(t, period_start=NOW + dt.timedelta(days=i))
+    start = threading.Barrier(2)
+    counts = []
+
+    def notifier():
+        try:
+            start.wait()
+            counts.append(notifications.fan_out(batch=2))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=notifier) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(counts) == 40  # SKIP LOCKED: disjoint batches, every event taken once
+    assert Notification.objects.count() == 80
+    assert not FlagEvent.objects.filter(notified_at__isnull=True).exists()
