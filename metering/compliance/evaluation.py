@@ -245,18 +245,28 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
         levels = limits.get((c.id, metric))
         if levels is None:
             levels = limits[(c.id, metric)] = thresholds(c, metric)
+        if not levels:
+            return
+        limit = c.limit_for(metric)
+        auto_resolved = metric in AUTO_RESOLVED
         for level, t in levels:
             if value < t:
                 continue
             key = FlagKey(c.id, period.start, metric, scope, level)
+            holds = now_value is not None and now_value >= t
+            if holds:
+                holding[key] = now_value
+            # A gauge flag whose peak reached the level but whose current value is back
+            # below it: raised and resolved at once.
             wanted[key] = WantedFlag(
-                key, c.organization_id, env_id, period.end, value, c.limit_for(metric)
+                key,
+                c.organization_id,
+                env_id,
+                period.end,
+                value,
+                limit,
+                auto_resolved and not holds,
             )
-        if now_value is not None:
-            for level, t in levels:
-                if now_value < t:
-                    continue
-                holding[FlagKey(c.id, period.start, metric, scope, level)] = now_value
 
     for c in contracts:
         period = by_day[c.starts_on.day]
@@ -303,10 +313,6 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
         }
         run = new_run_token()
         new = [w for k, w in wanted.items() if k not in existing]
-        for w in new:
-            # A gauge flag whose peak reached the level but whose current value is back
-            # below it: raised and resolved at once.
-            w.resolved = w.key.metric in AUTO_RESOLVED and w.key not in holding
         raised = raise_flags(wanted=new, run=run, at=at)
         raised_values = {f.id: wanted[_key(f)].value for f in raised}
         reopened = reopen_flags(

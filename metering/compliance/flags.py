@@ -12,17 +12,16 @@ raises tens of thousands of flags makes no model instance per flag (bench/overag
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Q
 
-from accounts.models import Environment
 from metering.compliance.models import FlagEvent, FlagEventKind, OverageFlag
-from metering.compliance.sql import array_cursor
+from metering.compliance.sql import FLAG_LABEL, array_cursor, flag_context_joins, id_clauses
 
 
 class FlagKey(NamedTuple):
@@ -35,8 +34,9 @@ class FlagKey(NamedTuple):
     level: str
 
 
-@dataclass
-class WantedFlag:
+class WantedFlag(NamedTuple):
+    """A flag a run wants raised. A tuple: an evaluation can want tens of thousands."""
+
     key: FlagKey
     organization_id: int
     environment_id: int | None
@@ -48,9 +48,9 @@ class WantedFlag:
     resolved: bool = False
 
 
-@dataclass(frozen=True)
-class FlagChange:
-    """A flip as operators read it (`compliance <job> --json`)."""
+class FlagChange(NamedTuple):
+    """A flip as operators read it (`compliance <job> --json`). A tuple: one run can
+    report tens of thousands."""
 
     change: str  # raised | resolved
     organization: str
@@ -63,7 +63,7 @@ class FlagChange:
     period_start: str
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return self._asdict()
 
 
 @dataclass
@@ -130,9 +130,20 @@ def _batches(items: list, size: int = _BATCH):
 
 def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> list[Flip]:
     """Insert flags not raised yet; returns those this run inserted."""
+    wanted = list(wanted)
+    if not wanted:
+        return []
     ops = connection.ops
     stamp = ops.adapt_datetimefield_value(at)
-    token = f"{run}+"
+    table = connection.ops.quote_name(OverageFlag._meta.db_table)
+    columns = (
+        "contract_id, organization_id, environment_id, metric, scope, level, period_start, "
+        'period_end, value, "limit", resolved_at, changed_by_run, raised_at, note'
+    )
+    # The unique key (contract, period, metric, scope, level) makes a concurrent or
+    # repeated insert of the same flag a no-op; RETURNING gives only our own inserts.
+    if connection.vendor == "postgresql":
+        return _raise_flags_arrays(wanted, run=run, stamp=stamp, table=table, columns=columns)
     rows = [
         (
             w.key.contract_id,
@@ -146,44 +157,83 @@ def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> l
             w.value,
             w.limit,
             stamp if w.resolved else None,
-            f"{run}-" if w.resolved else token,
+            f"{run}-" if w.resolved else f"{run}+",
             stamp,
             "",
         )
         for w in wanted
     ]
-    table = connection.ops.quote_name(OverageFlag._meta.db_table)
-    columns = (
-        "contract_id, organization_id, environment_id, metric, scope, level, period_start, "
-        'period_end, value, "limit", resolved_at, changed_by_run, raised_at, note'
-    )
-    # The unique key (contract, period, metric, scope, level) makes a concurrent or
-    # repeated insert of the same flag a no-op; RETURNING gives only our own inserts.
-    conflict = f"ON CONFLICT DO NOTHING RETURNING {_FLIP_COLUMNS}"
     out: list[Flip] = []
-    if not rows:
-        return out
     with array_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One statement of column arrays, however many flags.
-            types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
-            types += ("timestamptz", "bigint", "bigint", "timestamptz", "text")
-            arrays = ", ".join(f"%b::{t}[]" for t in types)  # %b: binary, no text quoting
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT *, %s::timestamptz, '' "
-                f"FROM unnest({arrays}) {conflict}",
-                [stamp, *(list(col) for col in zip(*(row[:12] for row in rows), strict=True))],
-            )
-            return [Flip._make(row) for row in cursor.fetchall()]
         for batch in _batches(rows):
             values = ", ".join(
                 ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch)
             )
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}",
+                f"INSERT INTO {table} ({columns}) VALUES {values} "
+                f"ON CONFLICT DO NOTHING RETURNING {_FLIP_COLUMNS}",
                 [v for row in batch for v in row],
             )
             out += map(_flip, cursor.fetchall())
+    return out
+
+
+def _raise_flags_arrays(
+    wanted: list[WantedFlag], *, run: str, stamp: dt.datetime, table: str, columns: str
+) -> list[Flip]:
+    """PostgreSQL: one INSERT over column arrays, however many flags. It returns each
+    inserted flag's id with its position in `wanted` (joined back on the unique key), and
+    the flips are made from what we sent: no datetimes to parse back, no columns to read."""
+    key_columns = ("contract_id", "period_start", "metric", "scope", "level")
+    keys, organizations, environments, ends, values, limits, resolved = (
+        list(column) for column in zip(*wanted, strict=True)
+    )
+    contracts, starts, metrics, scopes, levels = (list(c) for c in zip(*keys, strict=True))
+    arrays = [contracts, organizations, environments, metrics, scopes, levels, starts, ends]
+    arrays += [values, limits, resolved]
+    # %b: binary arrays, no text quoting.
+    types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
+    types += ("timestamptz", "bigint", "bigint", "boolean")
+    unnest = ", ".join(f"%b::{t}[]" for t in types)
+    sql = f"""
+        WITH w AS (
+            SELECT * FROM unnest({unnest}) WITH ORDINALITY AS w(contract_id, organization_id,
+                environment_id, metric, scope, level, period_start, period_end, value, "limit",
+                resolved, position)
+        ),
+        inserted AS (
+            INSERT INTO {table} ({columns})
+            SELECT contract_id, organization_id, environment_id, metric, scope, level,
+                period_start, period_end, value, "limit",
+                CASE WHEN resolved THEN %s::timestamptz END,
+                CASE WHEN resolved THEN %s ELSE %s END, %s::timestamptz, ''
+            FROM w
+            ON CONFLICT DO NOTHING
+            RETURNING id, {", ".join(key_columns)}
+        )
+        SELECT inserted.id, w.position FROM inserted JOIN w USING ({", ".join(key_columns)})
+    """
+    with array_cursor() as cursor:
+        cursor.execute(sql, [*arrays, stamp, f"{run}-", f"{run}+", stamp])
+        inserted = cursor.fetchall()
+    out = []
+    for flag_id, position in inserted:
+        w = wanted[position - 1]
+        k = w.key
+        out.append(
+            Flip(
+                flag_id,
+                k.contract_id,
+                w.organization_id,
+                w.environment_id,
+                k.metric,
+                k.scope,
+                k.level,
+                k.period_start,
+                w.limit,
+                w.value,
+            )
+        )
     return out
 
 
@@ -196,19 +246,11 @@ def _update_flips(
     table = connection.ops.quote_name(OverageFlag._meta.db_table)
     out: list[Flip] = []
     with array_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            chunks = [ids]  # one array parameter, however many ids
-            where = "id = ANY(%b)"
-        else:
-            chunks = list(_batches(ids))
-            where = None
-        for chunk in chunks:
-            sql_where = where or f"id IN ({', '.join(['%s'] * len(chunk))})"
-            chunk_params = [chunk] if where else list(chunk)
+        for clause, chunk in id_clauses("id", ids):
             cursor.execute(
-                f"UPDATE {table} SET {assignments} WHERE {sql_where} AND {condition} "
+                f"UPDATE {table} SET {assignments} WHERE {clause} AND {condition} "
                 f"RETURNING {_FLIP_COLUMNS}",
-                params + chunk_params,
+                params + chunk,
             )
             out += map(_flip, cursor.fetchall())
     return out
@@ -267,40 +309,41 @@ def record_flips(
 ) -> None:
     """Write the flips' history rows (`FlagEvent`: what the notifier turns into outbox rows,
     see notifications.fan_out) and add the flips to `report`."""
-    flips = [(f, FlagEventKind.RAISED.value, raised_values.get(f.id, f.value)) for f in raised]
-    flips += [
-        (f, FlagEventKind.RESOLVED.value, resolved_values.get(f.id, f.value)) for f in resolved
-    ]
+    raised_kind, resolved_kind = FlagEventKind.RAISED.value, FlagEventKind.RESOLVED.value
+    flips = [(f, raised_kind, raised_values.get(f.id, f.value)) for f in raised]
+    flips += [(f, resolved_kind, resolved_values.get(f.id, f.value)) for f in resolved]
     if not flips:
         return
     # The events are what the notifier turns into outbox rows (notifications.fan_out).
     _insert_events(rows=[(f.id, kind, value) for f, kind, value in flips], at=at)
     labels = _describe(raised + resolved)
+    iso = functools.cache(dt.datetime.isoformat)  # a few distinct period starts
     for f, kind, value in flips:
         org_slug, env_label = labels[f.id]
         change = FlagChange(
-            change=kind,
-            organization=org_slug,
-            metric=f.metric,
-            scope=f.scope,
-            level=f.level,
-            value=value,
-            limit=f.limit,
-            environment=env_label,
-            period_start=f.period_start.isoformat(),
+            kind,
+            org_slug,
+            f.metric,
+            f.scope,
+            f.level,
+            value,
+            f.limit,
+            env_label,
+            iso(f.period_start),
         )
-        (report.raised if kind == FlagEventKind.RAISED else report.resolved).append(change)
+        (report.raised if kind == raised_kind else report.resolved).append(change)
 
 
 def _describe(flags: list[Flip]) -> dict[int, tuple[str, str | None]]:
-    """Organization slug and `project/environment` label per flag id (two queries)."""
-    from accounts.models import Organization
-
-    org_ids = {f.organization_id for f in flags}
-    env_ids = {f.environment_id for f in flags if f.environment_id}
-    slugs = dict(Organization.objects.filter(id__in=org_ids).values_list("id", "slug"))
-    envs = {
-        e["id"]: f"{e['project__slug']}/{e['name']}"
-        for e in Environment.objects.filter(Q(id__in=env_ids)).values("id", "name", "project__slug")
-    }
-    return {f.id: (slugs[f.organization_id], envs.get(f.environment_id)) for f in flags}
+    """Organization slug and `project/environment` label per flag id (one query)."""
+    table = connection.ops.quote_name(OverageFlag._meta.db_table)
+    labels: dict[int, tuple[str, str | None]] = {}
+    with array_cursor() as cursor:
+        for clause, ids in id_clauses("f.id", list({f.id for f in flags})):
+            cursor.execute(
+                f"SELECT f.id, o.slug, {FLAG_LABEL} FROM {table} f {flag_context_joins('f')} "
+                f"WHERE {clause}",
+                ids,
+            )
+            labels.update((flag_id, (slug, label)) for flag_id, slug, label in cursor.fetchall())
+    return labels

@@ -35,10 +35,7 @@ from django.utils import timezone
 from accounts.models import (
     MANAGER_ROLES,
     Contract,
-    Environment,
     Membership,
-    Organization,
-    Project,
     Role,
     User,
 )
@@ -51,7 +48,7 @@ from metering.compliance.models import (
     OverageFlag,
     WebhookEndpoint,
 )
-from metering.compliance.sql import array_cursor
+from metering.compliance.sql import FLAG_LABEL, array_cursor, flag_context_joins, id_clauses
 
 CLAIM_SECONDS = 600
 MAX_BACKOFF_SECONDS = 6 * 3600
@@ -169,15 +166,12 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
             ("notification", Notification),
             ("event", FlagEvent),
             ("flag", OverageFlag),
-            ("organization", Organization),
-            ("environment", Environment),
-            ("project", Project),
             ("membership", Membership),
             ("user", User),
             ("endpoint", WebhookEndpoint),
         )
     }
-    label = "pr.slug || '/' || e.name"
+    label = FLAG_LABEL
     if pg:
         json_object = "jsonb_build_object"
 
@@ -216,9 +210,7 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
                     'at', {iso("ev.at")}) AS payload
             FROM {tables["event"]} ev
             JOIN {tables["flag"]} f ON f.id = ev.flag_id
-            JOIN {tables["organization"]} o ON o.id = f.organization_id
-            LEFT JOIN {tables["environment"]} e ON e.id = f.environment_id
-            LEFT JOIN {tables["project"]} pr ON pr.id = e.project_id
+            {flag_context_joins("f")}
             WHERE {{events}}
         )
         INSERT INTO {tables["notification"]} (organization_id, event_id, topic, subject,
@@ -240,14 +232,8 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
     """
     tail = [NotificationStatus.PENDING.value, now, now, *MANAGER_ROLES, *staff]
     with array_cursor() as cursor:
-        if pg:
-            # One array parameter, however many events.
-            cursor.execute(sql.format(events="ev.id = ANY(%b)"), [list(event_ids), *tail])
-            return
-        for i in range(0, len(event_ids), 2000):  # SQLite: 32,766 placeholders a statement
-            chunk = list(event_ids[i : i + 2000])
-            events = f"ev.id IN ({', '.join(['%s'] * len(chunk))})"
-            cursor.execute(sql.format(events=events), [*chunk, *tail])
+        for clause, ids in id_clauses("ev.id", event_ids):
+            cursor.execute(sql.format(events=clause), [*ids, *tail])
 
 
 def enqueue_expiry_reminders(*, contracts: Sequence[Contract], days_before: int) -> int:

@@ -120,7 +120,7 @@ def _blocked_evaluation_pid() -> int | None:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"metering_overageflag\"%%'"
+            "AND wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO \"metering_overageflag\"%%'"
         )
         row = cursor.fetchone()
     return row[0] if row else None
