@@ -21,7 +21,16 @@ from typing import NamedTuple
 from django.db import connection
 
 from metering.compliance.models import FlagEvent, FlagEventKind, OverageFlag
-from metering.compliance.sql import FLAG_LABEL, array_cursor, flag_context_joins, id_clauses
+from metering.compliance.sql import (
+    FLAG_LABEL,
+    array_cursor,
+    bool_array,
+    flag_context_joins,
+    id_clauses,
+    int8_array,
+    text_array,
+    timestamptz_array,
+)
 
 
 class FlagKey(NamedTuple):
@@ -189,8 +198,10 @@ def _raise_flags_arrays(
         list(column) for column in zip(*wanted, strict=True)
     )
     contracts, starts, metrics, scopes, levels = (list(c) for c in zip(*keys, strict=True))
-    arrays = [contracts, organizations, environments, metrics, scopes, levels, starts, ends]
-    arrays += [values, limits, resolved]
+    arrays = [int8_array(contracts), int8_array(organizations), int8_array(environments)]
+    arrays += [text_array(metrics), text_array(scopes), text_array(levels)]
+    arrays += [timestamptz_array(starts), timestamptz_array(ends)]
+    arrays += [int8_array(values), int8_array(limits), bool_array(resolved)]
     # %b: binary arrays, no text quoting.
     types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
     types += ("timestamptz", "bigint", "bigint", "boolean")
@@ -282,12 +293,12 @@ def _insert_events(*, rows: list[tuple[int, str, int]], at: dt.datetime) -> None
     table = connection.ops.quote_name(FlagEvent._meta.db_table)
     with array_cursor() as cursor:
         if connection.vendor == "postgresql":
-            flag_ids, kinds, values = (list(col) for col in zip(*rows, strict=True))
+            flag_ids, kinds, values = zip(*rows, strict=True)
             cursor.execute(
                 f"INSERT INTO {table} (flag_id, kind, at, value) "
                 "SELECT f, k, %s::timestamptz, v FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) "
                 "AS u(f, k, v)",
-                [stamp, flag_ids, kinds, values],
+                [stamp, int8_array(flag_ids), text_array(kinds), int8_array(values)],
             )
             return
         for batch in _batches(rows):

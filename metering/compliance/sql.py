@@ -1,8 +1,11 @@
-"""A cursor for the few statements that carry whole columns as array parameters."""
+"""A cursor for the few statements that carry whole columns as array parameters, and
+those arrays packed in PostgreSQL's binary format."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import datetime as dt
+import struct
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 
@@ -22,6 +25,8 @@ def array_cursor() -> Iterator:
         return
     connection.ensure_connection()
     raw = _unprepared_cursor_class()(connection.connection)
+    for packed_type, dumper in _packed_dumpers().items():
+        raw.adapters.register_dumper(packed_type, dumper)
     # _prepare_cursor wraps it exactly as connection.cursor() wraps its own cursors.
     with connection._prepare_cursor(raw) as cursor:
         yield cursor
@@ -40,12 +45,112 @@ def _unprepared_cursor_class() -> type:
     return UnpreparedCursor
 
 
+# --- packed arrays ---------------------------------------------------------------------------
+# psycopg dumps a list parameter element by element in Python (~0.6 us each); a mass
+# evaluation sends over a million elements (bench/overage). These build the same binary
+# array (header, then per element its length and bytes) with `struct`, about 4x faster.
+# Pass them to `array_cursor` as `%b` parameters.
+
+
+class Int8Array(bytes):
+    """A bigint[] parameter (elements may be None)."""
+
+
+class TextArray(bytes):
+    """A text[] parameter (elements may be None)."""
+
+
+class TimestamptzArray(bytes):
+    """A timestamptz[] parameter (aware datetimes, elements may be None)."""
+
+
+class BoolArray(bytes):
+    """A boolean[] parameter (elements may be None)."""
+
+
+_INT4 = struct.Struct("!i")
+_INT8_ELEMENT = struct.Struct("!iq")
+_NULL = _INT4.pack(-1)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_OIDS = {Int8Array: (20, 1016), TextArray: (25, 1009), TimestamptzArray: (1184, 1185)}
+_OIDS[BoolArray] = (16, 1000)
+
+
+def _array(kind: type[bytes], elements: list[bytes]) -> bytes:
+    element_oid = _OIDS[kind][0]
+    if not elements:
+        return kind(struct.pack("!iiI", 0, 0, element_oid))
+    has_null = 1 if _NULL in elements else 0
+    header = struct.pack("!iiIii", 1, has_null, element_oid, len(elements), 1)
+    return kind(header + b"".join(elements))
+
+
+def int8_array(values: Iterable[int | None]) -> Int8Array:
+    pack = _INT8_ELEMENT.pack
+    return _array(Int8Array, [_NULL if v is None else pack(8, v) for v in values])
+
+
+def text_array(values: Iterable[str | None]) -> TextArray:
+    seen: dict[str, bytes] = {}  # columns of a few distinct metrics, levels, kinds
+    elements = []
+    for v in values:
+        if v is None:
+            elements.append(_NULL)
+            continue
+        element = seen.get(v)
+        if element is None:
+            data = str(v).encode()
+            element = seen[v] = _INT4.pack(len(data)) + data
+        elements.append(element)
+    return _array(TextArray, elements)
+
+
+def timestamptz_array(values: Iterable[dt.datetime | None]) -> TimestamptzArray:
+    seen: dict[dt.datetime, bytes] = {}  # columns of a few distinct period bounds
+    elements = []
+    for v in values:
+        if v is None:
+            elements.append(_NULL)
+            continue
+        element = seen.get(v)
+        if element is None:
+            if v.utcoffset() is None:
+                raise ValueError(f"naive datetime in a timestamptz array: {v!r}")
+            element = seen[v] = _INT8_ELEMENT.pack(8, (v - _PG_EPOCH) // _MICROSECOND)
+        elements.append(element)
+    return _array(TimestamptzArray, elements)
+
+
+def bool_array(values: Iterable[bool | None]) -> BoolArray:
+    true, false = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
+    return _array(BoolArray, [_NULL if v is None else true if v else false for v in values])
+
+
+@cache
+def _packed_dumpers() -> dict[type, type]:
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    def dumper(array_oid: int) -> type:
+        class PackedDumper(Dumper):
+            format = Format.BINARY
+            oid = array_oid
+
+            def dump(self, obj: bytes) -> bytes:
+                return obj
+
+        return PackedDumper
+
+    return {kind: dumper(array_oid) for kind, (_, array_oid) in _OIDS.items()}
+
+
 def id_clauses(column: str, ids: Sequence[int]) -> Iterator[tuple[str, list]]:
     """(WHERE clause, its parameters) selecting rows whose `column` is in `ids`: on
     PostgreSQL one clause with one array parameter (for `array_cursor`), on SQLite one
     per 2,000 ids (it allows 32,766 placeholders a statement)."""
     if connection.vendor == "postgresql":
-        yield f"{column} = ANY(%b)", [list(ids)]
+        yield f"{column} = ANY(%b)", [int8_array(ids)]
         return
     for i in range(0, len(ids), 2000):
         chunk = list(ids[i : i + 2000])
