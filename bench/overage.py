@@ -8,7 +8,9 @@ with them (`UsageDay`, built here from the hours with one INSERT ... SELECT), pl
 current gauges. Loading is one INSERT ... SELECT generate_series per table. Then it times
 `evaluation.evaluate()` from a clean flag table (the first run raises every flag: the
 data puts every contract over several limits) and again (steady state), and prints
-seconds and query counts.
+seconds and query counts. After each first evaluation it also times the notifier's
+fan-out of that run's flag events into outbox rows (`notifications.fan_out`, a job of
+its own: the first step of every send run), printed apart from the evaluations.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/cp_bench .venv/bin/python bench/overage.py
     (add --rebuild to reload the data; --orgs N for a smaller run)
@@ -45,7 +47,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from metering.compliance import evaluation  # noqa: E402
+from metering.compliance import evaluation, notifications  # noqa: E402
 from metering.compliance.models import FlagEvent, Notification, OverageFlag  # noqa: E402
 
 ENVS_PER_ORG = 3
@@ -192,6 +194,7 @@ def build(orgs: int, now: dt.datetime) -> None:
 
 
 RESULTS: list[tuple[str, float, int]] = []
+NOTIFIER: list[tuple[str, float, int]] = []
 
 
 def timed_evaluation(label: str, now: dt.datetime) -> None:
@@ -203,6 +206,21 @@ def timed_evaluation(label: str, now: dt.datetime) -> None:
     print(
         f"{label}: {seconds:.2f} s, {len(queries)} queries, {report.details['contracts']} "
         f"contracts, {len(report.raised)} raised, {len(report.resolved)} resolved",
+        flush=True,
+    )
+
+
+def timed_fan_out(label: str) -> None:
+    """The notifier's share of a run: its flag events into outbox rows, one per recipient
+    (a separate job: the first step of every send run, in its own transactions)."""
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        events = notifications.fan_out()
+        seconds = time.perf_counter() - started
+    NOTIFIER.append((label, seconds, len(queries)))
+    rows = Notification.objects.count()
+    print(
+        f"{label}: {seconds:.2f} s, {len(queries)} queries, {events} events, {rows} outbox rows",
         flush=True,
     )
 
@@ -245,6 +263,7 @@ def main() -> None:
     )
     try:
         timed_evaluation("typical first evaluation (1 contract in 20 over a limit)", now)
+        timed_fan_out("typical: fan-out of the first evaluation's events")
         timed_evaluation("typical steady-state evaluation (nothing changed)", now)
     finally:
         step(
@@ -255,10 +274,14 @@ def main() -> None:
         )
     clear_flags()
     timed_evaluation("worst case: first evaluation raising every flag at once", now)
+    timed_fan_out("worst case: fan-out of the first evaluation's events")
     for _ in range(3):
         timed_evaluation("worst case: steady-state evaluation (nothing changed)", now)
     print("\nsummary (target: <= 5 s per evaluation)")
     for label, seconds, count in RESULTS:
+        print(f"  {seconds:7.2f} s {count:4d} queries  {label}")
+    print("the notifier's fan-out of those runs' flag events (its own job):")
+    for label, seconds, count in NOTIFIER:
         print(f"  {seconds:7.2f} s {count:4d} queries  {label}")
 
 
