@@ -12,15 +12,17 @@ from contextlib import contextmanager
 
 import httpx
 
-from tests.processes import ROOT, stop, wait_until
+from tests.processes import ROOT, free_port, stop, wait_until
 
 REDIS_PORT = 6395
 
 
 @contextmanager
-def web_process(port: int, env: dict[str, str]) -> Iterator[str]:
-    """The Django app on 127.0.0.1:<port>; yields its base URL once /healthz answers."""
+def web_process(env: dict[str, str], ports: range = range(8571, 8600)) -> Iterator[str]:
+    """The Django app on a free port of `ports`; yields its base URL once /healthz answers
+    (from this process: a server another run left on the port cannot pass for it)."""
     env = {**env, "ALLOWED_HOSTS": "127.0.0.1"}
+    port = free_port(ports)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
@@ -47,8 +49,9 @@ def web_process(port: int, env: dict[str, str]) -> Iterator[str]:
 class PrivateRedis:
     """A throwaway redis-server that the test may stop and start again."""
 
-    def __init__(self, port: int = REDIS_PORT) -> None:
-        self.port = port
+    def __init__(self, port: int | None = None) -> None:
+        # A free port, kept across stop/start (the app under test is configured with it).
+        self.port = port or free_port(range(REDIS_PORT, REDIS_PORT + 30))
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -66,6 +69,7 @@ class PrivateRedis:
         )
 
         def answers() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "redis-server exited"
             try:
                 import redis
 

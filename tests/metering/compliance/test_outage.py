@@ -59,7 +59,7 @@ def test_usage_pushed_over_http_past_a_limit_gives_one_flag_and_one_message_each
         webhook_endpoint_create(organization=t.organization, url=hook.url, created_by=t.owner)
         env = process_env(COMPLIANCE_EVALUATE_EVERY="1", COMPLIANCE_NOTIFY_EVERY="1")
         with (
-            web_process(8572, env) as base,
+            web_process(env) as base,
             celery_process("worker", "--pool=solo", "--loglevel=INFO", "--purge", env=env) as w,
             celery_process(
                 "beat", "--loglevel=WARNING", "--schedule", str(tmp_path / "beat"), env=env
@@ -87,7 +87,7 @@ def test_ingest_accepts_readings_while_redis_is_down_and_jobs_catch_up(tmp_path,
             COMPLIANCE_NOTIFY_EVERY="1",
         )
         with (
-            web_process(8571, env) as base,
+            web_process(env) as base,
             celery_process("worker", "--pool=solo", "--loglevel=INFO", env=env) as worker,
             celery_process(
                 "beat", "--loglevel=WARNING", "--schedule", str(tmp_path / "beat"), env=env
