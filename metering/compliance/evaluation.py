@@ -115,8 +115,10 @@ def _usage_in_period(
     ops = connection.ops
     if connection.vendor == "postgresql":
         anchor_day = "CAST(EXTRACT(DAY FROM c.starts_on) AS integer)"
+        fence = "OFFSET 0"
     else:
         anchor_day = "CAST(strftime('%%d', c.starts_on) AS integer)"
+        fence = ""
     values = ", ".join(["(%s, %s, %s)"] * len(by_day))
     params: list[object] = []
     for day, period in by_day.items():
@@ -126,8 +128,11 @@ def _usage_in_period(
     earliest = min(p.start for p in by_day.values())
     params += [ContractStatus.ACTIVE.value, ops.adapt_datefield_value(today)]
     params += [ops.adapt_datefield_value(today)]
-    # One range scan of the (metric, day) index, then a hash join: reading each
-    # environment's days through a nested loop costs a random heap visit per row.
+    # One scan of the period's days (a range of the (metric, day) index, or the table),
+    # then a hash join: reading each environment's days through a nested loop costs a
+    # random heap visit per row (13 s instead of 0.4 s in bench/overage). `OFFSET 0`
+    # keeps PostgreSQL from planning that nested loop, and unlike a MATERIALIZED CTE it
+    # streams the rows into the join instead of storing them first (-35 %).
     params += [ops.adapt_datefield_value(earliest.date()), *metrics]
     sql = f"""
         WITH periods (anchor, p_start, p_end) AS (VALUES {values}),
@@ -136,9 +141,9 @@ def _usage_in_period(
             FROM {Contract._meta.db_table} c JOIN periods ON periods.anchor = {anchor_day}
             WHERE c.status = %s AND c.starts_on <= %s AND c.ends_on > %s
         ),
-        r AS MATERIALIZED (
+        r AS NOT MATERIALIZED (
             SELECT environment_id, metric, day, total, peak FROM {UsageDay._meta.db_table}
-            WHERE day >= %s AND metric IN ({", ".join(["%s"] * len(metrics))})
+            WHERE day >= %s AND metric IN ({", ".join(["%s"] * len(metrics))}) {fence}
         )
         SELECT {select}
         FROM cp
