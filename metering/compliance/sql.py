@@ -91,35 +91,36 @@ def int8_array(values: Iterable[int | None]) -> Int8Array:
     return _array(Int8Array, [_NULL if v is None else pack(8, v) for v in values])
 
 
-def text_array(values: Iterable[str | None]) -> TextArray:
-    seen: dict[str, bytes] = {}  # columns of a few distinct metrics, levels, kinds
-    elements = []
+def _elements(values: Iterable, encode) -> list[bytes]:
+    """Each value's element (length and bytes; NULL for None), a repeated value encoded
+    once: columns of a few distinct metrics, levels, kinds and period bounds."""
+    seen: dict = {None: _NULL}
+    out = []
     for v in values:
-        if v is None:
-            elements.append(_NULL)
-            continue
         element = seen.get(v)
         if element is None:
-            data = str(v).encode()
-            element = seen[v] = _INT4.pack(len(data)) + data
-        elements.append(element)
-    return _array(TextArray, elements)
+            element = seen[v] = encode(v)
+        out.append(element)
+    return out
+
+
+def _text(value: str) -> bytes:
+    data = str(value).encode()
+    return _INT4.pack(len(data)) + data
+
+
+def _timestamptz(value: dt.datetime) -> bytes:
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime in a timestamptz array: {value!r}")
+    return _INT8_ELEMENT.pack(8, (value - _PG_EPOCH) // _MICROSECOND)
+
+
+def text_array(values: Iterable[str | None]) -> TextArray:
+    return _array(TextArray, _elements(values, _text))
 
 
 def timestamptz_array(values: Iterable[dt.datetime | None]) -> TimestamptzArray:
-    seen: dict[dt.datetime, bytes] = {}  # columns of a few distinct period bounds
-    elements = []
-    for v in values:
-        if v is None:
-            elements.append(_NULL)
-            continue
-        element = seen.get(v)
-        if element is None:
-            if v.utcoffset() is None:
-                raise ValueError(f"naive datetime in a timestamptz array: {v!r}")
-            element = seen[v] = _INT8_ELEMENT.pack(8, (v - _PG_EPOCH) // _MICROSECOND)
-        elements.append(element)
-    return _array(TimestamptzArray, elements)
+    return _array(TimestamptzArray, _elements(values, _timestamptz))
 
 
 def bool_array(values: Iterable[bool | None]) -> BoolArray:

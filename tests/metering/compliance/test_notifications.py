@@ -27,6 +27,27 @@ from tests.metering.compliance.hooks import receiver
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
 
+def twice_at_once(job) -> list:
+    """Run `job` in two threads released together (each with its own database
+    connection); returns what each returned."""
+    start = threading.Barrier(2)
+    results = []
+
+    def run():
+        try:
+            start.wait()
+            results.append(job())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
 @pytest.fixture
 def allow_http(settings):
     settings.WEBHOOK_ALLOW_HTTP = True
@@ -186,21 +207,7 @@ def test_two_concurrent_senders_deliver_each_notification_exactly_once(allow_htt
             organization=t.organization, url=hook.url, created_by=t.owner
         )
         rows = [hook_row(t.organization, endpoint, topic=f"event:{i}") for i in range(60)]
-        start = threading.Barrier(2)
-        reports = []
-
-        def sender():
-            try:
-                start.wait()
-                reports.append(notifications.send_pending(batch=5))
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=sender) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        reports = twice_at_once(lambda: notifications.send_pending(batch=5))
     assert sorted(hook.deliveries(), key=int) == [str(r.id) for r in rows]
     assert sum(r.sent for r in reports) == 60
     assert all(r.sent > 0 for r in reports)  # both really took part
@@ -305,21 +312,7 @@ def test_two_concurrent_notifiers_write_each_row_once():
     t = make_tenant("acme")
     for i in range(40):
         _flag_event(t, period_start=NOW + dt.timedelta(days=i))
-    start = threading.Barrier(2)
-    counts = []
-
-    def notifier():
-        try:
-            start.wait()
-            counts.append(notifications.fan_out(batch=2))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=notifier) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    counts = twice_at_once(lambda: notifications.fan_out(batch=2))
     assert sum(counts) == 40  # SKIP LOCKED: disjoint batches, every event taken once
     assert Notification.objects.count() == 80
     assert not FlagEvent.objects.filter(notified_at__isnull=True).exists()
