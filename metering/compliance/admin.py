@@ -31,7 +31,7 @@ class FlagEventInline(admin.TabularInline):
     model = FlagEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["kind", "at", "value"]
+    readonly_fields = ["kind", "at", "value", "notified_at"]
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
