@@ -26,15 +26,20 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(DeveloperSeat)
 class DeveloperSeatAdmin(_ReadOnlyAdmin):
-    list_display = ["membership", "project", "assigned_at", "assigned_by", "freed_at"]
+    list_display = ["user", "membership", "project", "assigned_at", "assigned_by", "freed_at"]
     list_filter = [("freed_at", admin.EmptyFieldListFilter)]
     search_fields = [
-        "membership__user__email",
+        "user__email",
         "project__slug",
         "project__organization__slug",
         "project__organization__name",
     ]
-    list_select_related = ["membership__user", "membership__organization", "project__organization"]
+    list_select_related = [
+        "user",
+        "membership__user",
+        "membership__organization",
+        "project__organization",
+    ]
     actions = ["free"]
 
     @admin.action(description="Free selected developer seats")
@@ -48,7 +53,7 @@ class DeveloperSeatAdmin(_ReadOnlyAdmin):
         return super(_ReadOnlyAdmin, self).has_change_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return ["membership", "project", "assigned_at", "assigned_by", "freed_at"]
+        return ["user", "membership", "project", "assigned_at", "assigned_by", "freed_at"]
 
 
 @admin.register(PersonalAccessToken)

@@ -482,10 +482,19 @@ class ApiKey(models.Model):
 
 class DeveloperSeat(models.Model):
     """A member assigned to a project as a developer: holding one lets them get personal
-    environments (and their licenses) on that project. Freed seats are kept as history."""
+    environments (and their licenses) on that project. Freed seats are kept as history,
+    also when the member leaves the organization: the seat is freed, `membership` becomes
+    NULL and `user` still says who held it."""
 
     membership = models.ForeignKey(
-        Membership, on_delete=models.CASCADE, related_name="developer_seats"
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="developer_seats",
+    )
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="developer_seats"
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="developer_seats")
     assigned_at = models.DateTimeField(default=timezone.now)
@@ -506,7 +515,12 @@ class DeveloperSeat(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.membership.user} on {self.project}"
+        return f"{self.user or 'a former member'} on {self.project}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.user_id is None and self.membership_id is not None:
+            self.user_id = self.membership.user_id
+        super().save(*args, **kwargs)
 
 
 # Team access models live in their own module; importing them here registers them.

@@ -228,6 +228,14 @@ def test_member_removal_frees_seats_disables_environments_revokes_keys_and_token
 
     assert removal == team.Removal(1, 1, 1, 1)
     assert not Membership.objects.filter(pk=member.pk).exists()
+    # The freed seat stays as history: who held it, where, from when to when.
+    history = DeveloperSeat.objects.get(project=tenant.project)
+    assert (history.membership, history.user, history.freed_at is not None) == (
+        None,
+        tenant.member,
+        True,
+    )
+    assert str(history) == f"{tenant.member} on {tenant.project}"
     dev.environment.refresh_from_db()
     assert dev.environment.status == EnvironmentStatus.DISABLED
     assert ApiKey.objects.get(pk=dev.api_key.pk).revoked_at is not None
