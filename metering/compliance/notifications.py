@@ -48,7 +48,13 @@ from metering.compliance.models import (
     OverageFlag,
     WebhookEndpoint,
 )
-from metering.compliance.sql import FLAG_LABEL, array_cursor, flag_context_joins, id_clauses
+from metering.compliance.sql import (
+    FLAG_LABEL,
+    array_cursor,
+    flag_context_joins,
+    id_clauses,
+    utc_isoformat,
+)
 
 CLAIM_SECONDS = 600
 MAX_BACKOFF_SECONDS = 6 * 3600
@@ -159,7 +165,6 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
         return
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     q = connection.ops.quote_name
-    pg = connection.vendor == "postgresql"
     tables = {
         name: q(model._meta.db_table)
         for name, model in (
@@ -172,23 +177,8 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
         )
     }
     label = FLAG_LABEL
-    if pg:
-        json_object = "jsonb_build_object"
-
-        def iso(column: str) -> str:
-            # Python's isoformat() of a UTC datetime: microseconds only when there are some.
-            utc = f"({column} AT TIME ZONE 'UTC')"
-            return (
-                f"replace(CAST(date_trunc('second', {utc}) AS text), ' ', 'T') || "
-                f"CASE WHEN date_trunc('second', {column}) = {column} THEN '' "
-                f"ELSE to_char({utc}, '.US') END || '+00:00'"
-            )
-    else:
-        json_object = "json_object"
-
-        def iso(column: str) -> str:
-            return f"replace({column}, ' ', 'T') || '+00:00'"  # stored as UTC text
-
+    json_object = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
+    iso = utc_isoformat
     roles = ", ".join(["%s"] * len(MANAGER_ROLES))
     staff = settings.STAFF_ALERT_EMAILS
     staff_branch = ""

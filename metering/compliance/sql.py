@@ -173,3 +173,17 @@ def flag_context_joins(flag: str) -> str:
 
 # How people name an environment: `project/environment` (NULL for organization-wide flags).
 FLAG_LABEL = "pr.slug || '/' || e.name"
+
+
+def utc_isoformat(column: str) -> str:
+    """SQL for what Python's isoformat() gives for a datetime column's value in UTC:
+    `2026-11-24T08:05:00+00:00`, with `.ffffff` only when there are microseconds."""
+    if connection.vendor == "postgresql":
+        utc = f"({column} AT TIME ZONE 'UTC')"
+        return (
+            f"replace(CAST(date_trunc('second', {utc}) AS text), ' ', 'T') || "
+            f"CASE WHEN date_trunc('second', {column}) = {column} THEN '' "
+            f"ELSE to_char({utc}, '.US') END || '+00:00'"
+        )
+    # SQLite: Django stores UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]` text.
+    return f"replace({column}, ' ', 'T') || '+00:00'"
