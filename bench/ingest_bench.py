@@ -60,9 +60,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--single-readings", type=int, default=30_000)
     p.add_argument("--batch-readings", type=int, default=300_000)
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "3")))
+    p.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "2")))
     p.add_argument("--worker-class", default=os.environ.get("GUNICORN_WORKER_CLASS", "gthread"))
-    p.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "3")))
+    p.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4")))
     p.add_argument(
         "--record-single",
         type=int,

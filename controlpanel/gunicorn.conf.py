@@ -3,6 +3,17 @@
 Requests are parsed by gunicorn's C parser (the `gunicorn-h1c` package of the prod group),
 which costs ~50-150 us less CPU per request than its Python parser
 (GUNICORN_HTTP_PARSER=python chooses that one).
+
+Clients (or a proxy) that keep connections alive need a threaded worker; on 2 cores
+shared with PostgreSQL, what bench/ingest measures best for usage ingest is
+
+    GUNICORN_WORKER_CLASS=gthread GUNICORN_WORKERS=2 GUNICORN_THREADS=4
+
+workers x threads at least the connections kept busy at once (8 bench clients), as few
+processes as keep the cores busy: each gthread worker's main thread polls its kept-alive
+connections and hands every request to a pool thread and back, and fewer, fuller workers
+handle more ready connections per wake-up (2 x 4 against 3 x 3: ~14 % less CPU per
+single reading, app and database alike; see docs/ingest.md). Scale workers with cores.
 """
 
 import multiprocessing

@@ -4,9 +4,10 @@ the database allows.
 On PostgreSQL a single reading is ONE statement (CTEs): it authenticates the key (prefix
 and SHA-256 digest compared in SQL, revocation, expiry and the environment's status
 checked), upserts the series returning what it counted, inserts the reading, upserts the
-hourly rollups and the gauges, and touches the key's `last_used_at` at most once a
-minute. Only when it returns no row does a second query name the refusal. A batch is a
-constant number of statements (arrays through `unnest`), whatever its size.
+hourly and daily rollups and the gauges, and returns the key's `last_used_at`, which a
+second statement moves when it is over a minute old (about once a minute per key). Only
+when it returns no row does a second query name the refusal. A batch is a constant
+number of statements (arrays through `unnest`), whatever its size.
 
 The SQL lives in `metering.ingest.postgres`. Elsewhere (SQLite, the embedded mode)
 `metering.services.readings_record` does the same work through the ORM; both share the
@@ -16,7 +17,8 @@ Race safety, in one place: the series upsert (`ON CONFLICT ... DO UPDATE`, uniqu
 `usage_series_unique`) sets `previous_highest = highest` from the locked row, so what a
 push counted is exact however many pushes race; rollups and gauges are upserts on their
 unique keys. Rows are locked in one order everywhere: series (by instance, boot,
-generation), rollups (by metric, hour), gauges (by metric), then the API key.
+generation), rollups (by metric, hour), gauges (by metric), then the API key (a single
+reading's key in a statement of its own, after the reading's commit).
 """
 
 from __future__ import annotations

@@ -434,6 +434,47 @@ def test_single_reading_costs_one_query_on_postgres(
     assert response.status_code == 202
 
 
+def test_the_keys_last_use_is_written_at_most_once_a_minute(client, tenant, ingest_path):
+    def push(at: dt.datetime, value: int) -> None:
+        with time_machine.travel(at, tick=False):
+            reading = {"instance": "a", "api_calls": value}
+            assert post_usage(client, tenant.api_key, reading).status_code == 202
+
+    def last_used() -> dt.datetime | None:
+        return ApiKey.objects.get(environment=tenant.production).last_used_at
+
+    push(NOW, 1)
+    assert last_used() == NOW
+    push(NOW + dt.timedelta(seconds=59), 2)
+    assert last_used() == NOW
+    push(NOW + dt.timedelta(seconds=61), 3)
+    assert last_used() == NOW + dt.timedelta(seconds=61)
+    # Whoever moved it back (a restore), the next reading writes it again.
+    ApiKey.objects.filter(environment=tenant.production).update(last_used_at=None)
+    push(NOW + dt.timedelta(seconds=62), 4)
+    assert last_used() == NOW + dt.timedelta(seconds=62)
+    assert UsageRollup.objects.get(metric="api_calls").total == 4
+
+
+@pytest.mark.postgres
+def test_a_reading_due_to_record_the_keys_use_costs_a_second_query_on_postgres(
+    client, tenant, django_assert_num_queries, settings
+):
+    settings.INGEST_SQL_FAST_PATH = True
+    with time_machine.travel(NOW, tick=False):
+        post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
+    # The reading statement, then the key's last_used_at in a statement of its own.
+    with (
+        time_machine.travel(NOW + dt.timedelta(minutes=2), tick=False),
+        django_assert_num_queries(2),
+    ):
+        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5})
+    assert response.status_code == 202
+    key = ApiKey.objects.get(environment=tenant.production)
+    assert key.last_used_at == NOW + dt.timedelta(minutes=2)
+    assert UsageReading.objects.filter(instance="a").count() == 1
+
+
 def test_single_reading_on_the_orm_path_costs_a_fixed_number_of_queries(
     client, tenant, django_assert_num_queries, settings
 ):
@@ -479,6 +520,7 @@ def test_hot_statements_go_out_with_native_placeholders_one_per_parameter():
 
     for statement in (
         postgres.SINGLE,
+        postgres.TOUCH,
         postgres.BATCH_HEADS,
         postgres.BATCH_SERIES,
         postgres.BATCH_WRITE,
