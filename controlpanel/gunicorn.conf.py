@@ -1,4 +1,5 @@
-"""gunicorn settings, overridable by environment (GUNICORN_WORKERS, GUNICORN_THREADS).
+"""gunicorn settings, overridable by environment (GUNICORN_WORKER_CLASS, GUNICORN_WORKERS,
+GUNICORN_THREADS, ...).
 
 Requests are parsed by gunicorn's C parser (the `gunicorn-h1c` package of the prod group),
 which costs ~50-150 us less CPU per request than its Python parser
@@ -14,15 +15,18 @@ processes as keep the cores busy: each gthread worker's main thread polls its ke
 connections and hands every request to a pool thread and back, and fewer, fuller workers
 handle more ready connections per wake-up (2 x 4 against 3 x 3: ~14 % less CPU per
 single reading, app and database alike; see docs/ingest.md). Scale workers with cores.
+So the default is `gthread`, one worker per core, 4 threads each (CMS instances keep
+their connections alive; idle kept-alive connections wait in the worker's poller, not
+in a thread, so slow or idle clients do not hold a worker as they would a `sync` one).
 """
 
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 keepalive = 5
 http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "fast")

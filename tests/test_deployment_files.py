@@ -65,6 +65,21 @@ def test_gunicorn_parses_requests_with_the_c_parser(monkeypatch):
     assert "gunicorn_h1c" in config
 
 
+def test_gunicorn_defaults_to_keep_alive_workers_one_per_core(monkeypatch):
+    import multiprocessing
+
+    for name in ("GUNICORN_WORKER_CLASS", "GUNICORN_WORKERS", "GUNICORN_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    config = runpy.run_path(str(ROOT / "controlpanel" / "gunicorn.conf.py"))
+    assert (config["worker_class"], config["workers"], config["threads"]) == (
+        "gthread",
+        multiprocessing.cpu_count(),
+        4,
+    )
+    monkeypatch.setenv("GUNICORN_WORKERS", "3")
+    assert runpy.run_path(str(ROOT / "controlpanel" / "gunicorn.conf.py"))["workers"] == 3
+
+
 def test_every_package_the_product_imports_is_in_the_prod_group():
     """`make run` and the Docker image install only the prod group: a runtime import of a
     dev-only package (httpx once) breaks them while the tests stay green."""
