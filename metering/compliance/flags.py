@@ -2,11 +2,11 @@
 
 Every flip is claimed by a conditional write (INSERT ... ON CONFLICT DO NOTHING, UPDATE ...
 WHERE resolved_at IS [NOT] NULL) whose RETURNING clause gives back exactly the rows this run
-changed, so when two runs race each flip is reported (and gets its one event, which the
-notifier announces) by exactly one. The
-rows are tagged with a per-run token (`changed_by_run`) for auditing. On PostgreSQL each
-write is one statement over column arrays (unnest), however many flags flip: a run that
-raises tens of thousands of flags makes no model instance per flag (bench/overage).
+changed, so when two runs race each flip is reported, and gets its one event (which the
+notifier announces), by exactly one. The rows are tagged with a per-run token
+(`changed_by_run`) for auditing. On PostgreSQL each write is one statement over column
+arrays (unnest), however many flags flip: a run that raises tens of thousands of flags
+makes no model instance per flag (bench/overage).
 """
 
 from __future__ import annotations
