@@ -261,11 +261,11 @@ SINGLE = Statement(SINGLE)
 # a minute per key). An UPDATE inside the single statement cost PostgreSQL ~15-25 us of CPU
 # on every reading (its node opens the key table's six indexes on every execution) for a
 # write that happens once a minute. The condition keeps concurrent writers to one write.
-TOUCH = Statement("""
-UPDATE accounts_apikey SET last_used_at = %(now)s
-WHERE id = %(key)s AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
-RETURNING 1
-""")
+# A batch runs the same UPDATE inside its write statement (once per batch).
+_TOUCH_KEY = """UPDATE accounts_apikey SET last_used_at = %(now)s
+    WHERE id = %(key)s AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
+    RETURNING 1"""
+TOUCH = Statement(_TOUCH_KEY)
 
 
 def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
@@ -276,6 +276,7 @@ def _key_params(plaintext: str, now: dt.datetime) -> dict[str, object]:
 
 def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
     """Record one reading in one statement; None when the key is not usable."""
+    stale = now - LAST_USED_RESOLUTION  # series' last_received_at and the key's last use
     params = {
         **_key_params(plaintext, now),
         "inst": r.instance,
@@ -286,15 +287,14 @@ def record_one(plaintext: str, r: Reading, now: dt.datetime) -> Outcome | None:
         "seats": _i8(r.seats),
         "tenants": _i8(r.tenants),
         "source": ReadingSource.NATIVE.value,
-        "stale": now - LAST_USED_RESOLUTION,
+        "stale": stale,
     }
     row = _fetch_one(SINGLE, params)
     if row is None:
         return None
     counted, duplicate, reset, late, hour, key_id, last_used = row[:7]
-    touch_before = now - LAST_USED_RESOLUTION
-    if last_used is None or last_used < touch_before:
-        _fetch_one(TOUCH, {"now": now, "key": key_id, "touch_before": touch_before})
+    if last_used is None or last_used < stale:
+        _fetch_one(TOUCH, {"now": now, "key": key_id, "touch_before": stale})
     return Outcome(counted, hour, duplicate, reset, late)
 
 
@@ -389,9 +389,7 @@ du AS (
     RETURNING 1
 ),
 touch AS (
-    UPDATE accounts_apikey SET last_used_at = %(now)s
-    WHERE id = %(key)s AND (last_used_at IS NULL OR last_used_at < %(touch_before)s)
-    RETURNING 1
+    {_TOUCH_KEY}
 )
 SELECT (SELECT count(*) FROM rd), (SELECT count(*) FROM gu), (SELECT count(*) FROM ru),
     (SELECT count(*) FROM du), (SELECT count(*) FROM touch)
