@@ -61,23 +61,44 @@ MAX_BACKOFF_SECONDS = 6 * 3600
 
 
 # --- producing -----------------------------------------------------------------------------
+def _recipients_sql(roles: Sequence[str]) -> tuple[str, list]:
+    """SQL (and its parameters) for who an organization notifies, besides the
+    `STAFF_ALERT_EMAILS` addresses: its active members with one of `roles` by email, and
+    its active webhook endpoints. Columns: organization_id, channel, recipient,
+    endpoint_id. The one definition both the flag-event fan-out and reminders use."""
+    q = connection.ops.quote_name
+    sql = (
+        f"SELECT m.organization_id AS organization_id, '{Channel.EMAIL.value}' AS channel, "
+        "u.email AS recipient, CAST(NULL AS bigint) AS endpoint_id "
+        f"FROM {q(Membership._meta.db_table)} m JOIN {q(User._meta.db_table)} u "
+        f"ON u.id = m.user_id WHERE m.role IN ({', '.join(['%s'] * len(roles))}) "
+        f"AND u.is_active UNION ALL SELECT w.organization_id, '{Channel.WEBHOOK.value}', w.url, "
+        f"w.id FROM {q(WebhookEndpoint._meta.db_table)} w WHERE w.is_active"
+    )
+    return sql, list(roles)
+
+
 def _recipients(
     *, organization_ids: Iterable[int], roles: Sequence[str]
 ) -> dict[int, list[tuple[str, str, int | None]]]:
-    """(channel, recipient, endpoint id) per organization: managers' emails, staff alert
-    addresses, active webhook endpoints. Two queries whatever the number of organizations."""
-    org_ids = set(organization_ids)
+    """(channel, recipient, endpoint id) per organization: members with `roles`, staff
+    alert addresses, active webhook endpoints. One query whatever the number of
+    organizations."""
+    org_ids = sorted(set(organization_ids))
     out: dict[int, list[tuple[str, str, int | None]]] = defaultdict(list)
-    for org_id, email in Membership.objects.filter(
-        organization_id__in=org_ids, role__in=roles, user__is_active=True
-    ).values_list("organization_id", "user__email"):
-        out[org_id].append((Channel.EMAIL, email, None))
+    staff = [(Channel.EMAIL.value, email, None) for email in settings.STAFF_ALERT_EMAILS]
     for org_id in org_ids:
-        out[org_id].extend((Channel.EMAIL, email, None) for email in settings.STAFF_ALERT_EMAILS)
-    for org_id, endpoint_id, url in WebhookEndpoint.objects.filter(
-        organization_id__in=org_ids, is_active=True
-    ).values_list("organization_id", "id", "url"):
-        out[org_id].append((Channel.WEBHOOK, url, endpoint_id))
+        out[org_id].extend(staff)
+    recipients, params = _recipients_sql(roles)
+    with array_cursor() as cursor:
+        for clause, ids in id_clauses("r.organization_id", org_ids):
+            cursor.execute(
+                "SELECT r.organization_id, r.channel, r.recipient, r.endpoint_id "
+                f"FROM ({recipients}) r WHERE {clause}",
+                [*params, *ids],
+            )
+            for org_id, channel, recipient, endpoint_id in cursor.fetchall():
+                out[org_id].append((channel, recipient, endpoint_id))
     return out
 
 
@@ -171,33 +192,31 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
             ("notification", Notification),
             ("event", FlagEvent),
             ("flag", OverageFlag),
-            ("membership", Membership),
-            ("user", User),
-            ("endpoint", WebhookEndpoint),
         )
     }
-    label = FLAG_LABEL
     json_object = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
-    iso = utc_isoformat
-    roles = ", ".join(["%s"] * len(MANAGER_ROLES))
+    recipients, recipient_params = _recipients_sql(MANAGER_ROLES)
     staff = settings.STAFF_ALERT_EMAILS
     staff_branch = ""
     if staff:
         emails = " UNION ALL ".join(["SELECT CAST(%s AS text) AS email"] * len(staff))
-        staff_branch = f"UNION ALL SELECT x.*, 'email', s.email, CAST(NULL AS bigint) FROM x CROSS JOIN ({emails}) s"
+        staff_branch = (
+            f"UNION ALL SELECT x.*, '{Channel.EMAIL.value}', s.email, CAST(NULL AS bigint) "
+            f"FROM x CROSS JOIN ({emails}) s"
+        )
     sql = f"""
         WITH x AS (
             SELECT f.organization_id AS organization_id, ev.id AS event_id,
                 'event:' || CAST(ev.id AS text) AS topic,
                 SUBSTR('[Control Panel] ' || o.slug || ': ' || f.metric || ' ' || f.level
-                    || COALESCE(' in ' || {label}, '') || ' ' || ev.kind || ' ('
+                    || COALESCE(' in ' || {FLAG_LABEL}, '') || ' ' || ev.kind || ' ('
                     || CAST(ev.value AS text) || COALESCE(' of ' || CAST(f."limit" AS text), '')
                     || ')', 1, 300) AS subject,
                 {json_object}('type', 'flag.' || ev.kind, 'flag_id', f.id,
                     'organization', o.slug, 'metric', f.metric, 'scope', f.scope,
-                    'environment', {label}, 'level', f.level, 'value', ev.value,
-                    'limit', f."limit", 'period_start', {iso("f.period_start")},
-                    'at', {iso("ev.at")}) AS payload
+                    'environment', {FLAG_LABEL}, 'level', f.level, 'value', ev.value,
+                    'limit', f."limit", 'period_start', {utc_isoformat("f.period_start")},
+                    'at', {utc_isoformat("ev.at")}) AS payload
             FROM {tables["event"]} ev
             JOIN {tables["flag"]} f ON f.id = ev.flag_id
             {flag_context_joins("f")}
@@ -207,20 +226,15 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
             payload, channel, recipient, endpoint_id, status, attempts, next_attempt_at,
             claim_token, last_error, created_at)
         SELECT *, %s, 0, %s, '', '', %s FROM (
-            SELECT x.*, 'email', u.email, CAST(NULL AS bigint) FROM x
-            JOIN {tables["membership"]} m ON m.organization_id = x.organization_id
-            JOIN {tables["user"]} u ON u.id = m.user_id
-            WHERE m.role IN ({roles}) AND u.is_active
+            SELECT x.*, r.channel, r.recipient, r.endpoint_id FROM x
+            JOIN ({recipients}) r ON r.organization_id = x.organization_id
             {staff_branch}
-            UNION ALL SELECT x.*, 'webhook', w.url, w.id FROM x
-            JOIN {tables["endpoint"]} w ON w.organization_id = x.organization_id
-            WHERE w.is_active
         ) AS rows
         WHERE true
         -- The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
         ON CONFLICT DO NOTHING
     """
-    tail = [NotificationStatus.PENDING.value, now, now, *MANAGER_ROLES, *staff]
+    tail = [NotificationStatus.PENDING.value, now, now, *recipient_params, *staff]
     with array_cursor() as cursor:
         for clause, ids in id_clauses("ev.id", event_ids):
             cursor.execute(sql.format(events=clause), [*ids, *tail])
