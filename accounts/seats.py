@@ -60,9 +60,7 @@ def seat_assign(*, project: Project, membership: Membership, by: Membership) -> 
             "developer_seat_limit",
         )
     # The partial unique index (one held seat per member and project) backs this insert.
-    return DeveloperSeat.objects.create(
-        membership=membership, user_id=membership.user_id, project=project, assigned_by=by.user
-    )
+    return DeveloperSeat.objects.create(membership=membership, project=project, assigned_by=by.user)
 
 
 def seat_free(*, project: Project, membership: Membership, by: Membership) -> int:
