@@ -7,7 +7,6 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from accounts import services
 from accounts.models import (
     ApiKey,
     Contract,
@@ -19,6 +18,8 @@ from accounts.models import (
     Project,
     User,
 )
+from accounts.services.api_keys import api_key_revoke
+from accounts.services.organizations import environment_set_status
 
 
 @admin.register(User)
@@ -250,12 +251,12 @@ class EnvironmentAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected environments (stops keys and licenses)")
     def disable(self, request: HttpRequest, queryset: QuerySet[Environment]) -> None:
         for environment in queryset:
-            services.environment_set_status(environment=environment, enabled=False)
+            environment_set_status(environment=environment, enabled=False)
 
     @admin.action(description="Enable selected environments")
     def enable(self, request: HttpRequest, queryset: QuerySet[Environment]) -> None:
         for environment in queryset:
-            services.environment_set_status(environment=environment, enabled=True)
+            environment_set_status(environment=environment, enabled=True)
 
 
 class ApiKeyStateFilter(admin.SimpleListFilter):
@@ -324,7 +325,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
-            services.api_key_revoke(api_key=api_key)
+            api_key_revoke(api_key=api_key)
             count += 1
         self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
 

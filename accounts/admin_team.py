@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts import access
 from accounts.models import CliLoginSession, DeveloperSeat, PersonalAccessToken
+from accounts.services import access
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, Environment
-from accounts.selectors import KeyProblem, api_key_check
+from accounts.selectors.api_keys import KeyProblem, api_key_check
 
 
 @dataclass(frozen=True)

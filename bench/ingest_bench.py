@@ -4,7 +4,7 @@
 
 Creates its own databases (`<name>_bench`, `_bench_rec`, `_bench_raw` next to
 DATABASE_URL's database), migrates, provisions environments, starts gunicorn, pushes a
-simulated fleet (metering.fleet: restarts, duplicates, late readings, heartbeats, gauges)
+simulated fleet (tools.fleet: restarts, duplicates, late readings, heartbeats, gauges)
 as single readings then as batches, checks the server's totals are exact, and measures
 the raw database bound: the same SQL statements the app ran (recorded in-process on a
 copy of the database) replayed through psycopg by as many connections. See
@@ -52,7 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="wire",
         help="wire: pre-serialized requests on raw sockets, epoll loops in --client-processes"
         " processes (bench/wire.py); http.client: one thread per client"
-        " (metering.fleet.transport)",
+        " (tools.fleet.transport)",
     )
     p.add_argument(
         "--client-processes", type=int, default=1, help="processes the wire clients share"
@@ -198,7 +198,7 @@ def specs(args: argparse.Namespace, end: dt.datetime) -> dict[str, dict]:
 
 
 def build(spec: dict):
-    from metering.fleet.plan import FleetSpec, build_plan
+    from tools.fleet.plan import FleetSpec, build_plan
 
     fields = {k: v for k, v in spec.items() if k != "env_offset"}
     fields["end"] = dt.datetime.fromisoformat(spec["end"])
@@ -317,7 +317,7 @@ def record(spec_file: Path, keys_file: Path, out_file: Path, samples: dict[str, 
     django.setup()
     from django.db import connection
 
-    from metering.fleet.transport import BATCH_PATH, USAGE_PATH, InProcessTransport
+    from tools.fleet.transport import BATCH_PATH, USAGE_PATH, InProcessTransport
 
     keys = list(json.loads(keys_file.read_text()).values())
     transport = InProcessTransport()
@@ -449,8 +449,8 @@ def main(argv: list[str]) -> int:
         return 0
     args = parse_args(argv)
     from bench.wire import WireClients, wire_lanes
-    from metering.fleet.run import FleetEnvironment, compare, fetch_totals, totals_window
-    from metering.fleet.transport import HttpTransport, send_lanes
+    from tools.fleet.run import FleetEnvironment, compare, fetch_totals, totals_window
+    from tools.fleet.transport import HttpTransport, send_lanes
 
     base_name = urlsplit(args.database_url).path.lstrip("/") or "cp"
     main_db, rec_db, raw_db = (

@@ -105,13 +105,19 @@ def setup_django() -> None:
 
 
 def create_fleet(environments: int) -> tuple[str, str, list[str]]:
-    from accounts import services
     from accounts.models import EnvironmentKind
+    from accounts.services.api_keys import api_key_issue
+    from accounts.services.organizations import (
+        contract_activate,
+        environment_create,
+        organization_create,
+        project_create,
+    )
 
     slug = f"bench-{secrets.token_hex(4)}"
-    organization = services.organization_create(slug=slug, name="License burst")
+    organization = organization_create(slug=slug, name="License burst")
     today = __import__("datetime").date.today()
-    services.contract_activate(
+    contract_activate(
         organization=organization,
         plan="bench",
         starts_on=today.replace(day=1),
@@ -120,13 +126,13 @@ def create_fleet(environments: int) -> tuple[str, str, list[str]]:
         tenants_per_environment=5,
         audit_logs=True,
     )
-    project = services.project_create(organization=organization, slug="site", name="Site")
+    project = project_create(organization=organization, slug="site", name="Site")
     envs = [project.environments.get(kind=EnvironmentKind.PRODUCTION)]
     envs += [
-        services.environment_create(project=project, name=f"ci-{i}", kind=EnvironmentKind.CICD)
+        environment_create(project=project, name=f"ci-{i}", kind=EnvironmentKind.CICD)
         for i in range(environments - 1)
     ]
-    return slug, "site", [services.api_key_issue(environment=e).plaintext for e in envs]
+    return slug, "site", [api_key_issue(environment=e).plaintext for e in envs]
 
 
 def licenses_recorded(org_slug: str) -> int:

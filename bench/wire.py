@@ -10,7 +10,7 @@ handed between eight threads). Here:
   keep-alive socket (`TCP_NODELAY`): one `send` and usually one `recv` per request;
 - the answer is still checked in full: the status line, `Content-Length` (the body is
   read to its end), `Connection: close` (reconnect), `Retry-After` on 429/503 (waited
-  for and retried, as `metering.fleet.transport` does), and the JSON body is decoded for
+  for and retried, as `tools.fleet.transport` does), and the JSON body is decoded for
   the `counted.api_calls` the server says it counted. Anything but 202 with a JSON object
   is an error; a dropped connection is retried (readings are idempotent by design).
 
@@ -29,8 +29,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from metering.fleet.plan import Request
-from metering.fleet.transport import BATCH_PATH, MAX_ATTEMPTS, USAGE_PATH, LaneStats, SendStats
+from tools.fleet.plan import Request
+from tools.fleet.transport import BATCH_PATH, MAX_ATTEMPTS, USAGE_PATH, LaneStats, SendStats
 
 
 def wire_request(host: str, port: int, key: str, request: Request, body: bytes) -> bytes:
@@ -193,7 +193,7 @@ def run_lanes(
             drop(lane)
         stats = lane.stats
         if status in (429, 503) and lane.attempt < MAX_ATTEMPTS:
-            # As metering.fleet.transport: wait as told, then again (never happens in the
+            # As tools.fleet.transport: wait as told, then again (never happens in the
             # bench's runs; this one thread holds every lane meanwhile).
             stats.retries += 1
             lane.attempt += 1

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.provisioning import provision
-from metering.fleet.demo import demo_usage
+from accounts.services.provisioning import provision
+from tools.fleet.demo import demo_usage
 
 STAFF_LOGIN = ("staff@example.com", "staff")
 OWNER_LOGIN = ("owner@acme.example", "demo")

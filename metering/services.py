@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from accounts.models import Environment
-from accounts.selectors import contract_active
+from accounts.selectors.organizations import contract_active
 from metering import counting
 from metering.counting import Before, Outcome, Reading, RollupDelta
 from metering.models import (

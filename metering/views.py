@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import SEATS, TENANTS
-from accounts.selectors import api_key_check
+from accounts.selectors.api_keys import api_key_check
 from accounts.wcp import WcpRefusal, wcp_authenticate, wcp_key_from_request
 from metering import ingest, selectors, services
 from metering.ingest import http

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import pytest
 from django.core.cache import cache
 
-from accounts import services
 from accounts.models import Environment, EnvironmentKind, Organization, Project, Role, User
+from accounts.services.api_keys import api_key_issue
 from tests.factories import (
     ContractFactory,
     MembershipFactory,
@@ -44,7 +44,7 @@ def make_tenant(slug: str, **contract_terms) -> Tenant:
     ContractFactory(organization=organization, **contract_terms)
     project = ProjectFactory(organization=organization, slug="website")
     production = project.environments.get(kind=EnvironmentKind.PRODUCTION)
-    key = services.api_key_issue(environment=production).plaintext
+    key = api_key_issue(environment=production).plaintext
     return Tenant(organization, owner, admin, member, project, production, key)
 
 

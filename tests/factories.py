@@ -7,7 +7,6 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import (
     Contract,
     ContractStatus,
@@ -19,6 +18,7 @@ from accounts.models import (
     Role,
     User,
 )
+from accounts.services.organizations import project_create
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -80,7 +80,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        return services.project_create(**kwargs)
+        return project_create(**kwargs)
 
 
 class EnvironmentFactory(factory.django.DjangoModelFactory):

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.licensing import services
-from accounts.licensing.models import License, SigningKey
+from accounts.models import License, SigningKey
 
 
 class LicenseStateFilter(admin.SimpleListFilter):

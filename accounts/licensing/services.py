@@ -16,10 +16,18 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.licensing import documents, keys
-from accounts.licensing.models import License, LicenseKind, SigningKey, SigningKeyStatus
-from accounts.licensing.selectors import LicenseCaller
-from accounts.models import Contract, Environment, EnvironmentKind, User
-from accounts.selectors import API_KEY_SHAPE
+from accounts.licensing.selectors.caller import LicenseCaller
+from accounts.models import (
+    Contract,
+    Environment,
+    EnvironmentKind,
+    License,
+    LicenseKind,
+    SigningKey,
+    SigningKeyStatus,
+    User,
+)
+from accounts.selectors.api_keys import API_KEY_SHAPE
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,11 @@ def signing_key_register(*, pair: keys.KeyPair) -> SigningKey:
 @transaction.atomic
 def _signing_key_activate(*, pair: keys.KeyPair, at: dt.datetime | None = None) -> SigningKey:
     at = at or timezone.now()
-    # Activation is rare and must be serialized: a self-conflicting table lock on
-    # PostgreSQL (row locks cannot cover a table that may be empty, and two inserts into
-    # the one-active partial index can deadlock); SQLite's IMMEDIATE transactions already
-    # serialize writers. The unique kid and `signing_key_one_active` back this up.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {SigningKey._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+    # Activation is rare and must be serialized: a self-conflicting table lock (row locks
+    # cannot cover a table that may be empty, and two inserts into the one-active partial
+    # index can deadlock). The unique kid and `signing_key_one_active` back this up.
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {SigningKey._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
     existing = SigningKey.objects.filter(kid=pair.kid).first()
     if existing is not None:
         return existing  # registered by another process while we waited for the lock

@@ -18,9 +18,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.licensing import selectors, services
+from accounts.licensing import services
+from accounts.licensing.selectors.caller import license_caller
+from accounts.licensing.selectors.published import jwks as published_jwks
+from accounts.licensing.selectors.standing import Code
+from accounts.licensing.selectors.validation import license_validate
 from accounts.models import ApiKey
-from accounts.services import api_key_touch
+from accounts.services.api_keys import api_key_touch
 from accounts.wcp import WcpRefusal, wcp_key_from_request
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,7 @@ def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonR
         plaintext = wcp_key_from_request(request)
         cache_key = services.license_cache_key(plaintext_key=plaintext)
         cached = services.license_cached(cache_key=cache_key)
-        caller = selectors.license_caller(
+        caller = license_caller(
             plaintext=plaintext,
             org_slug=org_id,
             project_slug=project_id,
@@ -70,7 +74,7 @@ def jwks(request: HttpRequest) -> JsonResponse:
     if request.method != "GET":
         return _message(405, "Use GET.", Allow="GET")
     try:
-        body = selectors.jwks()
+        body = published_jwks()
     except DatabaseError:
         log.exception("jwks: database unavailable")
         return _message(503, "The Control Panel is unavailable; retry later.", **_retry_after())
@@ -95,7 +99,7 @@ class _ErrorShapeMixin:
 
 class ValidateResponse(serializers.Serializer):
     valid = serializers.BooleanField()
-    code = serializers.ChoiceField(choices=[c.value for c in selectors.Code])
+    code = serializers.ChoiceField(choices=[c.value for c in Code])
     message = serializers.CharField()
 
 
@@ -123,5 +127,5 @@ class LicenseValidateView(_ErrorShapeMixin, APIView):
                 {"message": f"Unknown field '{unknown[0]}'.", "code": "unknown_field"},
                 status=400,
             )
-        result = selectors.license_validate(token=token)
+        result = license_validate(token=token)
         return Response({"valid": result.valid, "code": result.code, "message": result.message})

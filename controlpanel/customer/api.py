@@ -19,7 +19,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access, personal, seats, team, team_selectors
 from accounts.models import (
     DeveloperSeat,
     Environment,
@@ -29,6 +28,8 @@ from accounts.models import (
     Role,
     User,
 )
+from accounts.selectors import team as team_selectors
+from accounts.services import access, personal, seats, team
 from controlpanel.customer import ratelimit
 from controlpanel.customer.base import CustomerAPIView, OrgScopedView, created
 

@@ -6,8 +6,8 @@ from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts.access import PAT_KIND, pat_authenticate
 from accounts.models import PersonalAccessToken, User
+from accounts.services.access import PAT_KIND, pat_authenticate
 
 
 class PersonalAccessTokenAuthentication(authentication.BaseAuthentication):

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.models import Membership, Organization, Project
-from accounts.team import TeamError
+from accounts.services.team import TeamError
 from controlpanel.customer import ratelimit
 from controlpanel.customer.auth import PersonalAccessTokenAuthentication
 

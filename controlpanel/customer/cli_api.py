@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access
+from accounts.services import access
 from controlpanel.customer import ratelimit
 from controlpanel.customer.api import iso, public_url, user_json
 from controlpanel.customer.base import CustomerAPIView

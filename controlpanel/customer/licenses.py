@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.licensing import selectors
+from accounts.licensing.selectors.published import licenses_for_organization
 from controlpanel.customer.base import OrgScopedView
 
 
@@ -36,5 +36,5 @@ class OrganizationLicensesView(OrgScopedView):
         }
     )
     def get(self, request: Request, org: str) -> Response:
-        records = selectors.licenses_for_organization(organization=self.organization)[: self.LIMIT]
+        records = licenses_for_organization(organization=self.organization)[: self.LIMIT]
         return Response({"licenses": LicenseRecordSerializer(records, many=True).data})

@@ -10,8 +10,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts import access, team, team_selectors
 from accounts.models import CliSessionStatus, Membership, PersonalAccessToken, User
+from accounts.selectors import team as team_selectors
+from accounts.services import access, team
 from controlpanel.customer import ratelimit
 
 

@@ -31,8 +31,8 @@ import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection
 
-from accounts.selectors import API_KEY_SHAPE, KeyCheck, KeyProblem, api_key_check
-from accounts.services import api_key_touch
+from accounts.selectors.api_keys import API_KEY_SHAPE, KeyCheck, KeyProblem, api_key_check
+from accounts.services.api_keys import api_key_touch
 from metering import services
 from metering.counting import Outcome, Reading
 from metering.ingest import postgres

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, DataError
 from django.utils import timezone
 
-from accounts.selectors import API_KEY_SHAPE
+from accounts.selectors.api_keys import API_KEY_SHAPE
 from metering import ingest
 from metering.counting import CountOverflow, Outcome
 from metering.readings import Invalid, parse_batch, parse_reading

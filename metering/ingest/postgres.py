@@ -19,8 +19,8 @@ from psycopg.types.array import ListBinaryDumper
 from psycopg.types.numeric import Int8
 
 from accounts import tokens
-from accounts.selectors import API_KEY_SHAPE
-from accounts.services import LAST_USED_RESOLUTION
+from accounts.selectors.api_keys import API_KEY_SHAPE
+from accounts.services.api_keys import LAST_USED_RESOLUTION
 from metering import counting
 from metering.counting import Before, Outcome, Reading
 from metering.models import ReadingSource

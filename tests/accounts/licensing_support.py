@@ -10,8 +10,8 @@ from typing import Any
 
 from django.test import Client
 
-from accounts import services
 from accounts.models import DeveloperSeat, Environment, EnvironmentKind, Membership, User
+from accounts.services.api_keys import api_key_issue
 from tests.conftest import Tenant
 
 
@@ -32,7 +32,7 @@ def make_personal(tenant: Tenant, *, name: str = "dev") -> Personal:
     environment = Environment.objects.create(
         project=tenant.project, name=name, kind=EnvironmentKind.PERSONAL, owner=developer
     )
-    key = services.api_key_issue(environment=environment).plaintext
+    key = api_key_issue(environment=environment).plaintext
     return Personal(environment, developer, seat, key)
 
 

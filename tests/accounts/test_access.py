@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 import time_machine
 
-from accounts import access, tokens
+from accounts import tokens
 from accounts.models import CliLoginSession, CliSessionStatus, PersonalAccessToken
+from accounts.services import access
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from accounts.models import (
     Project,
     User,
 )
-from accounts.selectors import KeyProblem, api_key_check
+from accounts.selectors.api_keys import KeyProblem, api_key_check
 
 pytestmark = pytest.mark.django_db
 

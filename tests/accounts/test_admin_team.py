@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from accounts import access, seats
 from accounts.models import CliLoginSession, DeveloperSeat, Membership, PersonalAccessToken
+from accounts.services import access, seats
 
 pytestmark = pytest.mark.django_db
 

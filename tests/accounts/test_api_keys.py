@@ -8,15 +8,18 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from accounts import services, tokens
+from accounts import tokens
 from accounts.models import ApiKey
-from accounts.selectors import KeyProblem, api_key_check
+from accounts.selectors.api_keys import KeyProblem, api_key_check
+from accounts.services.api_keys import api_key_issue, api_key_revoke, api_key_rotate, api_key_touch
+from accounts.services.errors import ServiceError
+from accounts.services.organizations import environment_set_status
 
 pytestmark = pytest.mark.django_db
 
 
 def test_plaintext_is_never_stored(tenant):
-    issued = services.api_key_issue(environment=tenant.production)
+    issued = api_key_issue(environment=tenant.production)
     row = ApiKey.objects.get(pk=issued.api_key.pk)
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM accounts_apikey WHERE id = %s", [row.pk])
@@ -69,15 +72,15 @@ def test_key_with_right_prefix_but_wrong_secret_is_unknown(tenant):
 
 def test_revoked_key_is_refused(tenant):
     api_key = api_key_check(tenant.api_key).api_key
-    services.api_key_revoke(api_key=api_key)
+    api_key_revoke(api_key=api_key)
     first = ApiKey.objects.get(pk=api_key.pk).revoked_at
-    services.api_key_revoke(api_key=api_key)  # twice: the first time stands
+    api_key_revoke(api_key=api_key)  # twice: the first time stands
     assert ApiKey.objects.get(pk=api_key.pk).revoked_at == first
     assert api_key_check(tenant.api_key).problem is KeyProblem.REVOKED
 
 
 def test_expired_key_is_refused(tenant):
-    issued = services.api_key_issue(
+    issued = api_key_issue(
         environment=tenant.production, expires_at=timezone.now() + dt.timedelta(hours=1)
     )
     assert api_key_check(issued.plaintext).ok
@@ -86,13 +89,13 @@ def test_expired_key_is_refused(tenant):
 
 
 def test_key_of_disabled_environment_is_refused(tenant):
-    services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
     assert api_key_check(tenant.api_key).problem is KeyProblem.ENVIRONMENT_DISABLED
 
 
 def test_rotation_without_grace_stops_the_old_key_at_once(tenant):
     old = api_key_check(tenant.api_key).api_key
-    new = services.api_key_rotate(api_key=old)
+    new = api_key_rotate(api_key=old)
     assert api_key_check(tenant.api_key).problem is KeyProblem.REVOKED
     assert api_key_check(new.plaintext).ok
     assert ApiKey.objects.get(pk=old.pk).replaced_by_id == new.api_key.pk
@@ -100,7 +103,7 @@ def test_rotation_without_grace_stops_the_old_key_at_once(tenant):
 
 def test_rotation_with_grace_keeps_the_old_key_working_until_the_grace_ends(tenant):
     old = api_key_check(tenant.api_key).api_key
-    new = services.api_key_rotate(api_key=old, grace=dt.timedelta(hours=24))
+    new = api_key_rotate(api_key=old, grace=dt.timedelta(hours=24))
     assert api_key_check(tenant.api_key).ok
     assert api_key_check(new.plaintext).ok
     with time_machine.travel(timezone.now() + dt.timedelta(hours=25)):
@@ -111,8 +114,8 @@ def test_rotation_with_grace_keeps_the_old_key_working_until_the_grace_ends(tena
 def test_rotation_refuses_a_grace_beyond_the_maximum_and_writes_nothing(tenant, settings):
     settings.API_KEY_GRACE_MAX_DAYS = 7
     old = api_key_check(tenant.api_key).api_key
-    with pytest.raises(services.ServiceError, match="between 0 and 7 days"):
-        services.api_key_rotate(api_key=old, grace=dt.timedelta(days=8))
+    with pytest.raises(ServiceError, match="between 0 and 7 days"):
+        api_key_rotate(api_key=old, grace=dt.timedelta(days=8))
     assert ApiKey.objects.filter(environment=tenant.production).count() == 1
     assert api_key_check(tenant.api_key).ok
 
@@ -121,9 +124,9 @@ def test_last_used_is_written_at_most_once_a_minute(tenant, django_assert_num_qu
     api_key = api_key_check(tenant.api_key).api_key
     now = timezone.now()
     with django_assert_num_queries(1):
-        services.api_key_touch(api_key=api_key, at=now)
+        api_key_touch(api_key=api_key, at=now)
     with django_assert_num_queries(0):
-        services.api_key_touch(api_key=api_key, at=now + dt.timedelta(seconds=30))
+        api_key_touch(api_key=api_key, at=now + dt.timedelta(seconds=30))
     with django_assert_num_queries(1):
-        services.api_key_touch(api_key=api_key, at=now + dt.timedelta(seconds=61))
+        api_key_touch(api_key=api_key, at=now + dt.timedelta(seconds=61))
     assert ApiKey.objects.get(pk=api_key.pk).last_used_at == now + dt.timedelta(seconds=61)

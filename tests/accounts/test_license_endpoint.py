@@ -8,7 +8,6 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from accounts import services
 from accounts.licensing import services as licensing_services
 from accounts.models import (
     Contract,
@@ -17,6 +16,13 @@ from accounts.models import (
     LicenseKind,
     Membership,
     TenantLimitType,
+)
+from accounts.services.api_keys import api_key_issue, api_key_revoke
+from accounts.services.organizations import (
+    contract_activate,
+    contract_end,
+    environment_set_status,
+    project_create,
 )
 from tests.accounts.licensing_support import (
     decode_license,
@@ -184,7 +190,7 @@ def test_key_problems_answer_401_with_a_message(client, tenant, key, status, mes
 
 
 def test_revoked_key_401(client, tenant):
-    services.api_key_revoke(api_key=tenant.production.api_keys.get())
+    api_key_revoke(api_key=tenant.production.api_keys.get())
 
     response = fetch(client, license_url(tenant), tenant.api_key)
 
@@ -201,7 +207,7 @@ def test_bearer_prefix_is_tolerated(client, tenant):
 
 def test_disabled_environment_403(client, tenant):
     fetch(client, license_url(tenant), tenant.api_key)  # cached answer exists now
-    services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
 
     response = fetch(client, license_url(tenant), tenant.api_key)
 
@@ -212,7 +218,7 @@ def test_disabled_environment_403(client, tenant):
 
 def test_contract_ended_403_even_with_a_cached_answer(client, tenant):
     assert fetch(client, license_url(tenant), tenant.api_key).status_code == 200
-    services.contract_end(contract=tenant.organization.contracts.get())
+    contract_end(contract=tenant.organization.contracts.get())
 
     response = fetch(client, license_url(tenant), tenant.api_key)
 
@@ -251,7 +257,7 @@ def test_no_contract_403(client, tenant):
 
 def test_a_new_contract_is_licensed_at_once(client, tenant):
     first = fetch(client, license_url(tenant), tenant.api_key).json()
-    services.contract_activate(
+    contract_activate(
         organization=tenant.organization,
         plan="enterprise",
         starts_on=timezone.now().date(),
@@ -302,7 +308,7 @@ def test_member_removed_403(client, tenant):
 
 def test_seat_on_another_project_does_not_count(client, tenant):
     personal = make_personal(tenant)
-    other = services.project_create(organization=tenant.organization, slug="shop", name="Shop")
+    other = project_create(organization=tenant.organization, slug="shop", name="Shop")
     DeveloperSeat.objects.filter(pk=personal.seat.pk).update(freed_at=timezone.now())
     DeveloperSeat.objects.create(membership=personal.seat.membership, project=other)
 
@@ -323,7 +329,7 @@ def test_another_organizations_key_is_refused_403(client, tenant, other_tenant):
 
 
 def test_another_project_of_the_same_org_is_refused_403(client, tenant):
-    services.project_create(organization=tenant.organization, slug="shop", name="Shop")
+    project_create(organization=tenant.organization, slug="shop", name="Shop")
 
     response = fetch(client, "/orgs/acme/projects/shop/license", tenant.api_key)
 
@@ -438,7 +444,7 @@ def test_personal_cached_request_costs_one_query(client, tenant, django_assert_n
 
 def test_cache_miss_costs_a_fixed_number_of_queries(client, tenant, django_assert_num_queries):
     fetch(client, license_url(tenant), tenant.api_key)  # registers the signing key
-    other = services.api_key_issue(environment=tenant.production).plaintext
+    other = api_key_issue(environment=tenant.production).plaintext
 
     # caller, last-used touch, environment, contract, signing key, license insert
     with django_assert_num_queries(6):

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts import services
 from accounts.licensing import keys as license_keys
 from accounts.licensing import services as licensing_services
 from accounts.models import DeveloperSeat, License, Membership, SigningKey
+from accounts.services.organizations import contract_end, environment_set_status
 from tests.accounts.licensing_support import fetch, license_url, make_personal
 
 URL = "/api/v1/licenses/validate"
@@ -146,13 +146,13 @@ def test_revoked(client, token, staff_user):
 
 
 def test_environment_disabled(client, tenant, token):
-    services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
 
     assert validate(client, token) == {"valid": False, "code": "ENVIRONMENT_DISABLED"}
 
 
 def test_contract_ended(client, tenant, token):
-    services.contract_end(contract=tenant.organization.contracts.get())
+    contract_end(contract=tenant.organization.contracts.get())
 
     assert validate(client, token) == {"valid": False, "code": "CONTRACT_ENDED"}
 
@@ -185,7 +185,7 @@ def test_rotated_key_still_validates(client, tenant, token, settings, tmp_path):
 # --- order: the first failing check answers ----------------------------------------------------
 def test_expired_wins_over_revoked_and_disabled(client, tenant, token):
     licensing_services.license_revoke(license=License.objects.get())
-    services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
 
     with time_machine.travel(License.objects.get().expires_at, tick=False):
         assert validate(client, token)["code"] == "EXPIRED"
@@ -193,8 +193,8 @@ def test_expired_wins_over_revoked_and_disabled(client, tenant, token):
 
 
 def test_revoked_wins_over_disabled_and_contract_ended(client, tenant, token):
-    services.environment_set_status(environment=tenant.production, enabled=False)
-    services.contract_end(contract=tenant.organization.contracts.get())
+    environment_set_status(environment=tenant.production, enabled=False)
+    contract_end(contract=tenant.organization.contracts.get())
     assert validate(client, token)["code"] == "ENVIRONMENT_DISABLED"
 
     licensing_services.license_revoke(license=License.objects.get())

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from accounts import services
-from accounts.licensing.selectors import LicenseCaller, license_caller
+from accounts.licensing.selectors.caller import LicenseCaller, license_caller
+from accounts.services.api_keys import api_key_revoke
+from accounts.services.organizations import environment_set_status, project_create
 from accounts.wcp import WcpCaller, WcpRefusal, wcp_authenticate
 
 
@@ -23,16 +24,16 @@ def _case(name: str, tenant, other_tenant) -> tuple[str, str, str]:
     elif name == "unknown":
         key = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     elif name == "revoked":
-        services.api_key_revoke(api_key=api_key)
+        api_key_revoke(api_key=api_key)
     elif name == "expired":
         api_key.expires_at = timezone.now() - dt.timedelta(seconds=1)
         api_key.save(update_fields=["expires_at"])
     elif name == "disabled":
-        services.environment_set_status(environment=tenant.production, enabled=False)
+        environment_set_status(environment=tenant.production, enabled=False)
     elif name == "other_org_key":
         key = other_tenant.api_key
     elif name == "other_project":
-        services.project_create(organization=tenant.organization, slug="shop", name="Shop")
+        project_create(organization=tenant.organization, slug="shop", name="Shop")
         project = "shop"
     elif name == "other_org_slug":
         org = "globex"

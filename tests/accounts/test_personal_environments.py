@@ -6,9 +6,10 @@ import json
 import pytest
 from django.test import override_settings
 
-from accounts import personal, seats, team, tokens
+from accounts import tokens
 from accounts.models import ApiKey, Environment, EnvironmentKind, EnvironmentStatus, Membership
-from accounts.selectors import api_key_check
+from accounts.selectors.api_keys import api_key_check
+from accounts.services import personal, seats, team
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from accounts.models import (
     Project,
     User,
 )
-from accounts.selectors import api_key_check
+from accounts.selectors.api_keys import api_key_check
 
 pytestmark = pytest.mark.django_db
 

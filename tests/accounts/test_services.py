@@ -2,9 +2,15 @@ import datetime as dt
 
 import pytest
 
-from accounts import services
 from accounts.models import Contract, ContractStatus, EnvironmentKind, Membership, Role
-from accounts.selectors import contract_active
+from accounts.selectors.organizations import contract_active
+from accounts.services.errors import ServiceError
+from accounts.services.organizations import (
+    contract_activate,
+    contract_end,
+    environment_create,
+    organization_create,
+)
 from tests.factories import ContractFactory, OrganizationFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -12,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def test_organization_create_makes_the_owner_a_member():
     owner = UserFactory()
-    organization = services.organization_create(slug="initech", name="Initech", owner=owner)
+    organization = organization_create(slug="initech", name="Initech", owner=owner)
     assert list(
         Membership.objects.filter(organization=organization).values_list("user", "role")
     ) == [(owner.pk, Role.OWNER)]
@@ -20,16 +26,16 @@ def test_organization_create_makes_the_owner_a_member():
 
 def test_environment_create_refuses_a_second_production_environment():
     project = ProjectFactory()
-    with pytest.raises(services.ServiceError, match="exactly one production"):
-        services.environment_create(project=project, name="prod2", kind=EnvironmentKind.PRODUCTION)
+    with pytest.raises(ServiceError, match="exactly one production"):
+        environment_create(project=project, name="prod2", kind=EnvironmentKind.PRODUCTION)
     assert project.environments.count() == 1
 
 
 def test_environment_create_makes_cicd_and_personal_environments():
     project = ProjectFactory()
     developer = UserFactory()
-    ci = services.environment_create(project=project, name="ci", kind=EnvironmentKind.CICD)
-    dev = services.environment_create(
+    ci = environment_create(project=project, name="ci", kind=EnvironmentKind.CICD)
+    dev = environment_create(
         project=project, name="dev", kind=EnvironmentKind.PERSONAL, owner=developer
     )
     assert (ci.kind, ci.owner, dev.kind, dev.owner) == ("cicd", None, "personal", developer)
@@ -38,7 +44,7 @@ def test_environment_create_makes_cicd_and_personal_environments():
 def test_contract_activate_keeps_history_and_one_active_contract():
     first = ContractFactory()
     organization = first.organization
-    second = services.contract_activate(
+    second = contract_activate(
         organization=organization,
         plan="enterprise",
         starts_on=dt.date(2026, 1, 1),
@@ -54,5 +60,5 @@ def test_contract_active_is_the_one_covering_today():
     assert contract_active(organization=organization) is None
     contract = ContractFactory(organization=organization)
     assert contract_active(organization=organization) == contract
-    services.contract_end(contract=contract)
+    contract_end(contract=contract)
     assert contract_active(organization=organization) is None

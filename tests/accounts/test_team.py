@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core import mail
 
-from accounts import access, personal, seats, team, tokens
+from accounts import tokens
 from accounts.models import (
     ApiKey,
     DeveloperSeat,
@@ -18,6 +18,7 @@ from accounts.models import (
     PersonalAccessToken,
     Role,
 )
+from accounts.services import access, personal, seats, team
 from tests.conftest import make_tenant
 from tests.factories import MembershipFactory, UserFactory
 

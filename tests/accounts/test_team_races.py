@@ -5,8 +5,8 @@ import threading
 import pytest
 from django.db import connection
 
-from accounts import seats, team
 from accounts.models import DeveloperSeat, Membership, OverageMode, Role
+from accounts.services import seats, team
 from tests.conftest import make_tenant
 from tests.factories import MembershipFactory
 
@@ -82,8 +82,8 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner():
 
 
 def test_concurrent_personal_environments_stay_within_the_per_seat_limit(settings):
-    from accounts import personal
     from accounts.models import Environment, EnvironmentKind
+    from accounts.services import personal
 
     settings.PERSONAL_ENVIRONMENTS_PER_SEAT = 2
     t = make_tenant("racy")
@@ -105,8 +105,8 @@ def test_concurrent_personal_environments_stay_within_the_per_seat_limit(setting
 
 
 def test_concurrent_polls_deliver_the_token_once():
-    from accounts import access
     from accounts.models import PersonalAccessToken
+    from accounts.services import access
 
     t = make_tenant("racy")
     started = access.cli_session_start()

@@ -7,8 +7,8 @@ import pytest
 import time_machine
 from django.test import Client
 
-from accounts import access
 from accounts.models import CliLoginSession, CliSessionStatus, PersonalAccessToken
+from accounts.services import access
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,6 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from accounts import access, personal, seats, team
 from accounts.models import (
     DeveloperSeat,
     Environment,
@@ -18,6 +17,7 @@ from accounts.models import (
     PersonalAccessToken,
     Role,
 )
+from accounts.services import access, personal, seats, team
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@
 import pytest
 from django.test import Client
 
-from accounts import team
 from accounts.models import Membership, Role, User
+from accounts.services import team
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ import pytest
 from django.apps import apps
 from django.db import connection, models
 
-from accounts import access, personal, seats, team
 from accounts.models import Membership, Role
+from accounts.services import access, personal, seats, team
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from django.conf import settings as django_settings
 
-from accounts import access, seats
 from accounts.models import Membership, PersonalAccessToken
-from accounts.selectors import api_key_check
+from accounts.selectors.api_keys import api_key_check
+from accounts.services import access, seats
 from tests.conftest import make_tenant
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metering.fleet.plan import (
+from tools.fleet.plan import (
     EnvTotals,
     FleetSpec,
     GaugeTotals,

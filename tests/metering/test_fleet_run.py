@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from metering.fleet.plan import EnvTotals, GaugeTotals
-from metering.fleet.run import FleetError, compare, load_keys
+from tools.fleet.plan import EnvTotals, GaugeTotals
+from tools.fleet.run import FleetError, compare, load_keys
 
 
 def totals(calls, seats=(None, None), tenants=(None, None)):

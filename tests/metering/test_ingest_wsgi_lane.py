@@ -13,8 +13,9 @@ import time_machine
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import OperationalError, connection
 
-from accounts import services as account_services
 from accounts.models import ApiKey
+from accounts.services.api_keys import api_key_revoke
+from accounts.services.organizations import environment_set_status
 from controlpanel import wsgi
 from metering import ingest
 from metering.ingest import http
@@ -47,11 +48,11 @@ def _auth(key):
 
 
 def _revoke(tenant):
-    account_services.api_key_revoke(api_key=ApiKey.objects.get(environment=tenant.production))
+    api_key_revoke(api_key=ApiKey.objects.get(environment=tenant.production))
 
 
 def _disable(tenant):
-    account_services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
 
 
 REFUSALS = {

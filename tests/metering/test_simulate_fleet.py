@@ -17,11 +17,11 @@ from django.db import connection
 from django.db.models import Sum
 
 from accounts.models import Environment
-from metering.fleet.plan import FleetSpec
-from metering.fleet.run import provision_environments, run_fleet, save_keys
-from metering.fleet.transport import HttpTransport
 from metering.models import UsageRollup
 from tests.processes import ROOT, gunicorn_process, process_env
+from tools.fleet.plan import FleetSpec
+from tools.fleet.run import provision_environments, run_fleet, save_keys
+from tools.fleet.transport import HttpTransport
 
 PORTS = range(8200, 8290)  # this area's live-server ports (bench/ingest uses 8290+)
 

@@ -11,8 +11,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import ApiKey
+from accounts.services.api_keys import api_key_issue, api_key_revoke
+from accounts.services.organizations import environment_set_status
 from metering.models import UsageClosedThrough, UsageGauge, UsageReading, UsageRollup, UsageSeries
 from tests.metering.usage import NOTHING, post_usage, usage_rows
 
@@ -358,9 +359,9 @@ def test_missing_malformed_or_unknown_key_is_refused_with_401(
 
 
 def test_revoked_and_expired_keys_are_refused_with_401(client, tenant, ingest_path):
-    revoked = account_services.api_key_issue(environment=tenant.production)
-    account_services.api_key_revoke(api_key=revoked.api_key)
-    expired = account_services.api_key_issue(
+    revoked = api_key_issue(environment=tenant.production)
+    api_key_revoke(api_key=revoked.api_key)
+    expired = api_key_issue(
         environment=tenant.production, expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
     for issued, code in ((revoked, "revoked"), (expired, "expired")):
@@ -373,7 +374,7 @@ def test_revoked_and_expired_keys_are_refused_with_401(client, tenant, ingest_pa
 
 
 def test_disabled_environment_is_refused_with_403(client, tenant, ingest_path):
-    account_services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
     for batch in (False, True):
         response = post_usage(
             client, tenant.api_key, {"readings": [GOOD]} if batch else GOOD, batch=batch
@@ -384,7 +385,7 @@ def test_disabled_environment_is_refused_with_403(client, tenant, ingest_path):
 
 
 def test_a_bad_key_is_reported_before_a_bad_body(client, tenant):
-    account_services.api_key_revoke(api_key=ApiKey.objects.get(environment=tenant.production))
+    api_key_revoke(api_key=ApiKey.objects.get(environment=tenant.production))
     response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": -1})
     assert response.status_code == 401
     assert response.json()["code"] == "revoked"

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import time_machine
 
-from accounts import services as account_services
+from accounts.services.organizations import environment_set_status
 from tests.metering.usage import post_usage
 
 pytestmark = pytest.mark.django_db
@@ -158,7 +158,7 @@ def test_bad_query_is_400_naming_the_parameter(client, tenant, frozen, params, c
 
 def test_key_problems(client, tenant):
     assert client.get("/api/v1/usage").status_code == 401
-    account_services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
     response = _get(client, tenant.api_key)
     assert response.status_code == 403
     assert response.json()["code"] == "environment_disabled"

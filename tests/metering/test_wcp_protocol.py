@@ -11,8 +11,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import OverageMode
+from accounts.services.api_keys import api_key_issue
+from accounts.services.organizations import contract_end, environment_set_status
 from metering.models import ReadingSource, UsageGauge, UsageReading, UsageRollup
 from tests.factories import EnvironmentFactory
 from tests.metering.usage import NOTHING, usage_rows
@@ -136,7 +137,7 @@ def test_key_problems_answer_401_or_403_with_message(client, tenant, other_tenan
         == 403
     )
     assert _gauge_post(client, tenant, "seats", "increment", project="elsewhere").status_code == 403
-    account_services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
     response = _gauge_post(client, tenant, "seats", "increment")
     assert response.status_code == 403
     assert response.json() == {"message": "The environment of this API key is disabled."}
@@ -146,7 +147,7 @@ def test_key_problems_answer_401_or_403_with_message(client, tenant, other_tenan
 
 def test_each_environment_has_its_own_count(client, tenant):
     cicd = EnvironmentFactory(project=tenant.project, name="ci")
-    ci_key = account_services.api_key_issue(environment=cicd).plaintext
+    ci_key = api_key_issue(environment=cicd).plaintext
     UsageGauge.objects.create(environment=tenant.production, metric="seats", value=10)
     assert _gauge_post(client, tenant, "seats", "increment", key=ci_key).status_code == 200
     assert UsageGauge.objects.get(environment=cicd, metric="seats").value == 1
@@ -238,7 +239,7 @@ def test_telemetry_key_problems(client, tenant, frozen):
     logs = _logs(NOW)
     assert _telemetry(client, "", logs).status_code == 401
     assert _telemetry(client, "cpk_abcdefghijkl_" + "A" * 43, logs).status_code == 401
-    account_services.environment_set_status(environment=tenant.production, enabled=False)
+    environment_set_status(environment=tenant.production, enabled=False)
     assert _telemetry(client, tenant.api_key, logs).status_code == 403
     assert usage_rows() == NOTHING
 
@@ -251,7 +252,7 @@ def test_empty_telemetry_batch_is_fine(client, tenant):
 
 
 def test_increment_without_an_active_contract_is_refused(client, tenant):
-    account_services.contract_end(contract=tenant.organization.contracts.get())
+    contract_end(contract=tenant.organization.contracts.get())
     response = _gauge_post(client, tenant, "seats", "increment")
     assert response.status_code == 403
     assert response.json() == {

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.licensing import keys, selectors, services
+from accounts.licensing import keys, services
+from accounts.licensing.selectors.published import signing_keys_all, signing_keys_published
 
 
 class Command(BaseCommand):
@@ -45,13 +46,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def _list(self, options: dict[str, Any]) -> None:
-        published = {key.pk for key in selectors.signing_keys_published()}
+        published = {key.pk for key in signing_keys_published()}
         try:
             configured = keys.signing_keypair(generate_missing=False).kid
         except keys.KeyConfigurationError as exc:
             configured = None
             self.stderr.write(f"configured key unusable: {exc}")
-        rows = selectors.signing_keys_all()
+        rows = signing_keys_all()
         if not rows:
             self.stdout.write("no signing keys yet (one is registered at the first license)")
         for key in rows:

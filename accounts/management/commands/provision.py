@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.provisioning import SpecError, provision
+from accounts.services.provisioning import SpecError, provision
 
 
 class Command(BaseCommand):

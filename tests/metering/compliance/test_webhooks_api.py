@@ -122,7 +122,7 @@ def test_anonymous_is_refused(tenant):
 
 
 def test_a_personal_access_token_works_like_a_session(tenant, other_tenant):
-    from accounts.access import pat_issue
+    from accounts.services.access import pat_issue
 
     token = pat_issue(user=tenant.owner).plaintext
     client = APIClient()

@@ -1,4 +1,4 @@
-"""Reads for the accounts domain."""
+"""Reads for environment API keys: the key check."""
 
 from __future__ import annotations
 
@@ -6,21 +6,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import tokens
-from accounts.models import (
-    ApiKey,
-    Contract,
-    ContractStatus,
-    Environment,
-    Membership,
-    Organization,
-    Project,
-    User,
-)
-from accounts.services import API_KEY_KIND
+from accounts.models import API_KEY_KIND, ApiKey
 
 API_KEY_SHAPE = tokens.shape(API_KEY_KIND)
 
@@ -81,36 +70,3 @@ def api_key_check(plaintext: str | None, *, at: dt.datetime | None = None) -> Ke
     if not api_key.environment.is_enabled:
         return KeyCheck(api_key, KeyProblem.ENVIRONMENT_DISABLED)
     return KeyCheck(api_key, None)
-
-
-def contract_active(
-    *, organization: Organization, at: dt.datetime | None = None
-) -> Contract | None:
-    """The contract in force at `at` (now by default), if any."""
-    day = (at or timezone.now()).astimezone(dt.UTC).date()
-    return (
-        Contract.objects.filter(
-            organization=organization,
-            status=ContractStatus.ACTIVE,
-            starts_on__lte=day,
-            ends_on__gt=day,
-        )
-        .order_by("-starts_on")
-        .first()
-    )
-
-
-def organizations_for_user(*, user: User) -> QuerySet[Organization]:
-    return Organization.objects.filter(memberships__user=user).distinct()
-
-
-def membership_get(*, organization: Organization, user: User) -> Membership | None:
-    return Membership.objects.filter(organization=organization, user=user).first()
-
-
-def projects_for_organization(*, organization: Organization) -> QuerySet[Project]:
-    return Project.objects.filter(organization=organization)
-
-
-def environments_for_project(*, project: Project) -> QuerySet[Environment]:
-    return Environment.objects.filter(project=project)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlencode
 
-from metering.fleet.plan import EnvTotals, FleetSpec, GaugeTotals, Plan, build_plan
-from metering.fleet.transport import USAGE_PATH, SendStats, Transport, send_lanes
+from tools.fleet.plan import EnvTotals, FleetSpec, GaugeTotals, Plan, build_plan
+from tools.fleet.transport import USAGE_PATH, SendStats, Transport, send_lanes
 
 
 class FleetError(Exception):
@@ -100,7 +100,7 @@ def save_keys(path: Path, environments: Sequence[FleetEnvironment]) -> None:
 def provision_environments(*, count: int, run_id: str) -> list[FleetEnvironment]:
     """Fresh environments with keys in this process's database: one organization
     `fleet-<run_id>`, projects with a production and a CI environment each."""
-    from accounts.provisioning import provision
+    from accounts.services.provisioning import provision
 
     today = dt.datetime.now(dt.UTC).date()
     projects = []

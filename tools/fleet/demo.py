@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from metering.fleet.plan import FleetSpec, build_plan
-from metering.fleet.run import FleetEnvironment, FleetError, fetch_totals, run_fleet, totals_window
-from metering.fleet.transport import InProcessTransport, Transport
+from tools.fleet.plan import FleetSpec, build_plan
+from tools.fleet.run import FleetEnvironment, FleetError, fetch_totals, run_fleet, totals_window
+from tools.fleet.transport import InProcessTransport, Transport
 
 DEMO_RATES = (5, 40, 150, 400)  # calls per instance per 15 minutes
 

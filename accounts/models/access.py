@@ -1,6 +1,6 @@
 """Personal access tokens and the CLI login sessions that hand them out.
 
-Imported at the end of accounts.models, so Django registers these models with `accounts`.
+Registered with the `accounts` app through accounts.models.
 Every secret here exists only as a SHA-256 digest (see accounts.tokens).
 """
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from metering.fleet.plan import MAX_BATCH, FleetSpec, build_plan
-from metering.fleet.run import (
+from tools.fleet.plan import MAX_BATCH, FleetSpec, build_plan
+from tools.fleet.run import (
     FleetError,
     load_keys,
     new_run_id,
@@ -19,7 +19,7 @@ from metering.fleet.run import (
     run_fleet,
     save_keys,
 )
-from metering.fleet.transport import HttpTransport
+from tools.fleet.transport import HttpTransport
 
 
 class Command(BaseCommand):

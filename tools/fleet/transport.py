@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from metering.fleet.plan import Request
+from tools.fleet.plan import Request
 
 USAGE_PATH = "/api/v1/usage"
 BATCH_PATH = "/api/v1/usage/batch"

@@ -19,8 +19,8 @@ from accounts.models import (
     Project,
     User,
 )
-from accounts.services import api_key_issue
-from accounts.team import TeamError
+from accounts.services.api_keys import api_key_issue
+from accounts.services.team import TeamError
 
 NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 

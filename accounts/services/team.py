@@ -1,4 +1,4 @@
-"""Writes for teams: invitations, roles and member removal (seats: accounts.seats).
+"""Writes for teams: invitations, roles and member removal (seats: accounts.services.seats).
 
 Every write that changes who belongs to an organization, or who holds a developer seat,
 first locks the organization row, then (where roles matter) the organization's
@@ -35,7 +35,7 @@ from accounts.models import (
     Role,
     User,
 )
-from accounts.services import ServiceError
+from accounts.services.errors import ServiceError
 
 INVITATION_KIND = "cpi"
 INVITATION_LIFETIME = dt.timedelta(days=7)

@@ -19,7 +19,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from accounts import services
 from accounts.models import (
     METRICS,
     Contract,
@@ -31,6 +30,15 @@ from accounts.models import (
     Project,
     Role,
     TenantLimitType,
+)
+from accounts.services.api_keys import api_key_issue
+from accounts.services.organizations import (
+    contract_activate,
+    environment_create,
+    membership_set,
+    organization_create,
+    project_create,
+    user_get_or_create,
 )
 
 
@@ -249,7 +257,7 @@ def _apply_contract(organization: Organization, terms: dict[str, Any]) -> Contra
         for f in Contract._meta.concrete_fields
         if f.name not in ("id", "organization", "status", "created_at")
     }
-    return services.contract_activate(organization=organization, **{**defaults, **terms})
+    return contract_activate(organization=organization, **{**defaults, **terms})
 
 
 def _environment_for(project: Project, name: str, kind: str) -> Environment:
@@ -264,21 +272,21 @@ def _environment_for(project: Project, name: str, kind: str) -> Environment:
         if existing.kind != kind:
             raise SpecError([f"{project.slug}/{name}: exists with kind {existing.kind}"])
         return existing
-    return services.environment_create(project=project, name=name, kind=kind)
+    return environment_create(project=project, name=name, kind=kind)
 
 
 def provision(spec: Any) -> dict[str, Any]:
     """Apply `spec`; return the ids, slugs and the API keys issued by this run."""
     parsed = _parse(spec)
     with transaction.atomic():
-        owner, _ = services.user_get_or_create(email=parsed["owner_email"])
+        owner, _ = user_get_or_create(email=parsed["owner_email"])
         organization = Organization.objects.filter(slug=parsed["slug"]).first()
         if organization is None:
-            organization = services.organization_create(slug=parsed["slug"], name=parsed["name"])
+            organization = organization_create(slug=parsed["slug"], name=parsed["name"])
         elif organization.name != parsed["name"]:
             organization.name = parsed["name"]
             organization.save(update_fields=["name"])
-        services.membership_set(organization=organization, user=owner, role=Role.OWNER)
+        membership_set(organization=organization, user=owner, role=Role.OWNER)
         if parsed["contract"] is not None:
             _apply_contract(organization, parsed["contract"])
 
@@ -286,9 +294,7 @@ def provision(spec: Any) -> dict[str, Any]:
         for p in parsed["projects"]:
             project = organization.projects.filter(slug=p["slug"]).first()
             if project is None:
-                project = services.project_create(
-                    organization=organization, slug=p["slug"], name=p["name"]
-                )
+                project = project_create(organization=organization, slug=p["slug"], name=p["name"])
             elif project.name != p["name"]:
                 project.name = p["name"]
                 project.save(update_fields=["name"])
@@ -302,7 +308,7 @@ def provision(spec: Any) -> dict[str, Any]:
                     "kind": environment.kind,
                 }
                 if not environment.api_keys.filter(revoked_at__isnull=True).exists():
-                    row["api_key"] = services.api_key_issue(
+                    row["api_key"] = api_key_issue(
                         environment=environment, name="provisioned"
                     ).plaintext
                 out_envs.append(row)

@@ -2,7 +2,7 @@
 
 The contract's `developer_seats` limit applies across the organization's projects, with
 its overage policy. Assignments lock the organization row first, like every team write
-(see accounts.team), so concurrent assignments count seats nobody else is changing.
+(see accounts.services.team), so concurrent assignments count seats nobody else is changing.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from accounts.models import (
     OverageMode,
     Project,
 )
-from accounts.selectors import contract_active
-from accounts.team import TeamError, conflict, lock_organization, require_manager
+from accounts.selectors.organizations import contract_active
+from accounts.services.team import TeamError, conflict, lock_organization, require_manager
 
 
 def developer_seats_in_use(*, organization: Organization) -> int:

@@ -1,6 +1,6 @@
 """Signing keys (public halves only) and the record of every issued license.
 
-Imported by accounts.models, so these are models of the `accounts` app.
+Registered with the `accounts` app through accounts.models.
 """
 
 from __future__ import annotations

@@ -1,0 +1,90 @@
+"""Writes for environment API keys: issue, revoke, rotate, record use."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import tokens
+from accounts.models import API_KEY_KIND, ApiKey, Environment, User
+from accounts.services.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+# --- API keys -------------------------------------------------------------------------
+def api_key_issue(
+    *,
+    environment: Environment,
+    name: str = "",
+    created_by: User | None = None,
+    expires_at: dt.datetime | None = None,
+) -> IssuedApiKey:
+    issued = tokens.issue(API_KEY_KIND)
+    api_key = ApiKey.objects.create(
+        environment=environment,
+        name=name,
+        prefix=issued.prefix,
+        digest=issued.digest,
+        last_four=issued.last_four,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return IssuedApiKey(api_key=api_key, plaintext=issued.plaintext)
+
+
+def api_key_revoke(*, api_key: ApiKey, at: dt.datetime | None = None) -> ApiKey:
+    # Conditional update: revoking twice keeps the first revocation time.
+    at = at or timezone.now()
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=at)
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, api_key: ApiKey, grace: dt.timedelta | None = None, created_by: User | None = None
+) -> IssuedApiKey:
+    """Issue a replacement. Without `grace` the old key stops now; with it, the old key
+    keeps working until now + grace (at most API_KEY_GRACE_MAX_DAYS)."""
+    old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if not old.is_usable():
+        raise ServiceError("This API key is already revoked or expired; issue a new one.")
+    if grace is not None and (
+        grace < dt.timedelta(0) or grace > dt.timedelta(days=settings.API_KEY_GRACE_MAX_DAYS)
+    ):
+        raise ServiceError(
+            f"The grace period must be between 0 and {settings.API_KEY_GRACE_MAX_DAYS} days."
+        )
+    new = api_key_issue(environment=old.environment, name=old.name, created_by=created_by)
+    now = timezone.now()
+    old.replaced_by = new.api_key
+    if grace:
+        end = now + grace
+        old.expires_at = min(old.expires_at, end) if old.expires_at else end
+        old.save(update_fields=["replaced_by", "expires_at"])
+    else:
+        old.revoked_at = now
+        old.save(update_fields=["replaced_by", "revoked_at"])
+    api_key.refresh_from_db()
+    return new
+
+
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def api_key_touch(*, api_key: ApiKey, at: dt.datetime | None = None) -> None:
+    """Record use, at most once a minute per key, so the hot path rarely writes."""
+    at = at or timezone.now()
+    if api_key.last_used_at is not None and at - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
+    api_key.last_used_at = at
