@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 RUN_ENV := DEBUG=$${DEBUG:-1}
 PORT   ?= 8000
 
-.PHONY: run test install lint format migrations-check demo clean bench
+.PHONY: run test install lint format migrations-check demo clean bench typecheck
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ clean:
 # Usage-ingest benchmark on PostgreSQL (DATABASE_URL's server): see bench/README.md.
 bench: $(VENV)/.installed-dev
 	bench/ingest $(BENCH_ARGS)
+
+# Type checking (part of `make lint` once product code is clean; see pyproject [tool.mypy]).
+typecheck: $(VENV)/.installed-dev
+	$(VENV)/bin/mypy

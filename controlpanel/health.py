@@ -40,7 +40,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Database and broker reachable; 503 naming the failing part otherwise."""
     checks = {"database": _check_database(), "broker": _check_broker()}
     failing = sorted(name for name, error in checks.items() if error)
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if not failing else "unavailable",
         "checks": {name: (error or "ok") for name, error in checks.items()},
     }

@@ -214,6 +214,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Usage metering and license compliance for self-hosted CMS instances.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The plain Django views (license fetch, JWKS, ingest, the CMS protocol) document
+    # themselves through these hooks; DRF views are seen by drf-spectacular directly.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.licensing.openapi.license_paths",
+        "metering.openapi.ingest_paths",
+    ],
 }
 
 # --- Product settings ----------------------------------------------------------------------
@@ -274,9 +281,6 @@ LICENSE_PERSONAL_EXPIRY_DAYS = env.int("LICENSE_PERSONAL_EXPIRY_DAYS", default=7
 # How long a signed license answer is reused for one environment (0 = sign every time).
 # Standing checks (environment, contract, seat, revocation) run on every request anyway.
 LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
-SPECTACULAR_SETTINGS.setdefault(
-    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
-).append("accounts.licensing.openapi.license_paths")
 # --- ingest ---
 # Per-key abuse protection of the usage endpoints (429 + Retry-After): at most
 # USAGE_THROTTLE_REQUESTS requests per key per window; 0 turns it off. Never a contract check.
@@ -284,9 +288,6 @@ USAGE_THROTTLE_REQUESTS = env.int("USAGE_THROTTLE_REQUESTS", default=120000)
 USAGE_THROTTLE_WINDOW_SECONDS = env.int("USAGE_THROTTLE_WINDOW_SECONDS", default=60)
 # PostgreSQL: record readings with the single-statement SQL path (else the ORM path).
 INGEST_SQL_FAST_PATH = env.bool("INGEST_SQL_FAST_PATH", default=True)
-SPECTACULAR_SETTINGS.setdefault(
-    "POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]
-).append("metering.openapi.ingest_paths")
 
 # --- perf ---
 # Answer POST /api/v1/usage[/batch] in a WSGI fast lane in front of Django (same answers,

@@ -192,8 +192,8 @@ NATIVE_POST_ERRORS = {
     429: "Too many requests for this key (abuse protection); see Retry-After.",
     503: "Storage unavailable; retry after Retry-After seconds.",
 }
-BEARER = [{"environmentApiKey": []}]
-RAW_KEY = [{"wcpApiKey": []}]
+BEARER: list[dict[str, list[str]]] = [{"environmentApiKey": []}]
+RAW_KEY: list[dict[str, list[str]]] = [{"wcpApiKey": []}]
 WCP_ERRORS = {
     400: "Body is not JSON or not a known operation.",
     401: "Missing or invalid API key.",

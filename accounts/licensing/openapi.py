@@ -8,7 +8,7 @@ from typing import Any
 
 _REF = "#/components/schemas/"
 
-FEATURE = {
+FEATURE: dict[str, Any] = {
     "type": "object",
     "required": ["enabled"],
     "properties": {"enabled": {"type": "boolean"}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -118,7 +119,7 @@ class Environment(models.Model):
     def is_enabled(self) -> bool:
         return self.status == EnvironmentStatus.ENABLED
 
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if self.kind == EnvironmentKind.PRODUCTION:
             raise ProtectedEnvironmentError("A production environment cannot be deleted.")
         return super().delete(*args, **kwargs)
@@ -200,7 +201,7 @@ class DeveloperSeat(models.Model):
     def __str__(self) -> str:
         return f"{self.user or 'a former member'} on {self.project}"
 
-    def save(self, *args, **kwargs) -> None:
-        if self.user_id is None and self.membership_id is not None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.user_id is None and self.membership is not None:
             self.user_id = self.membership.user_id
         super().save(*args, **kwargs)

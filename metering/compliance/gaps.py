@@ -110,7 +110,10 @@ def detect_gaps(*, at: dt.datetime | None = None) -> JobReport:
             resolved=resolved,
             raised_values={f.id: f.value for f in raised},
             resolved_values={
-                f.id: _silent_hours(f.period_start, last_seen.get(f.environment_id) or at)
+                f.id: _silent_hours(
+                    f.period_start,
+                    (last_seen.get(f.environment_id) if f.environment_id else None) or at,
+                )
                 for f in resolved
             },
             at=at,

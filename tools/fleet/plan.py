@@ -306,7 +306,7 @@ def build_plan(spec: FleetSpec) -> Plan:
             )
             inst.segments[-1].append(reading)
             inst.generation_max[-1] = max(inst.generation_max[-1], inst.value)
-            if inst.uses_boot:
+            if inst.boot is not None:
                 key = (inst.env, inst.name, inst.boot)
                 boot_max[key] = max(boot_max.get(key, 0), inst.value)
             timeline.append((at, idx, reading))

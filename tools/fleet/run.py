@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol
 from urllib.parse import urlencode
 
 from tools.fleet.plan import EnvTotals, FleetSpec, GaugeTotals, Plan, build_plan
@@ -236,7 +236,13 @@ def _g(g: GaugeTotals) -> str:
     return f"{g.max}/{g.last}"
 
 
-def print_report(report: FleetReport, out: TextIO) -> None:
+class Writer(Protocol):
+    """Where a report goes: a text stream, or a management command's stdout."""
+
+    def write(self, text: str) -> object: ...
+
+
+def print_report(report: FleetReport, out: Writer) -> None:
     spec, main = report.plan.spec, report.main
     mode = f"batch of up to {spec.batch_size}" if spec.batch else "single"
     out.write(

@@ -139,11 +139,17 @@ class InProcessTransport:
         self._secure = bool(getattr(settings, "SECURE_SSL_REDIRECT", False))
 
     def request(self, method: str, path: str, key: str, body: bytes | None) -> Response:
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {key}", "secure": self._secure}
+        auth = f"Bearer {key}"
         if method == "GET":
-            resp = self._client.get(path, **kwargs)
+            resp = self._client.get(path, secure=self._secure, HTTP_AUTHORIZATION=auth)
         else:
-            resp = self._client.post(path, data=body, content_type="application/json", **kwargs)
+            resp = self._client.post(
+                path,
+                data=body,
+                content_type="application/json",
+                secure=self._secure,
+                HTTP_AUTHORIZATION=auth,
+            )
         return Response(
             resp.status_code, _decode(resp.content), _parse_retry_after(resp.get("Retry-After"))
         )

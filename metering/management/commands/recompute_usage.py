@@ -49,10 +49,10 @@ class Command(BaseCommand):
         # Days are checked against their hours: the whole UTC days inside the window.
         first, last = selectors.whole_days(since, until)
         days = selectors.day_differences(first=first, last=last)
-        for (env_id, metric, day), stored, expected in days:
+        for (env_id, metric, day), stored_day, expected_day in days:
             self.stdout.write(
                 f"environment {env_id} {metric} day {day:%Y-%m-%d}: "
-                f"stored {_show_day(stored)} expected {_show_day(expected)}"
+                f"stored {_show_day(stored_day)} expected {_show_day(expected_day)}"
             )
         if check:
             if differences or days:
