@@ -197,7 +197,6 @@ def test_a_claimed_row_is_not_claimed_again_until_its_claim_expires():
     assert (len(first), len(second), len(after_expiry)) == (1, 0, 1)
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_senders_deliver_each_notification_exactly_once(allow_http):
     t = make_tenant("acme")
@@ -306,7 +305,6 @@ def test_fan_out_in_batches_takes_every_event_once():
     )
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_notifiers_write_each_row_once():
     t = make_tenant("acme")
