@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import time_machine
 from django.core.cache import cache
 
 from accounts import services
 from accounts.models import Environment, EnvironmentKind, Organization, Project, Role, User
+from controlpanel import embedded_db
 from tests.factories import (
     ContractFactory,
     MembershipFactory,
@@ -14,6 +21,23 @@ from tests.factories import (
     ProjectFactory,
     UserFactory,
 )
+
+# Every test runs at this instant (time-machine, ticking from there) unless it travels
+# itself, so no result depends on the day the suite runs. It lies after every date the
+# tests write down: a test that mixes this ambient clock with a frozen NOW of its own
+# fails the day it is written, instead of the day the calendar passes NOW. Tests marked
+# `slow` start processes (Celery worker, gunicorn), which read the real clock, so they
+# run on it too. See docs/decisions/0002-test-clocks.md.
+TEST_CLOCK = dt.datetime(2031, 3, 15, 9, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _test_clock(request):
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    with time_machine.travel(TEST_CLOCK, tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +70,19 @@ def make_tenant(slug: str, **contract_terms) -> Tenant:
     production = project.environments.get(kind=EnvironmentKind.PRODUCTION)
     key = services.api_key_issue(environment=production).plaintext
     return Tenant(organization, owner, admin, member, project, production, key)
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A DATA_DIR for processes that start an embedded PostgreSQL server of their own.
+    Not under pytest's tmp_path: pytest makes /tmp/pytest-of-<user> 0700 whenever a session
+    starts, which locks the server's system user (running as root, docs/decisions/0001)
+    out of a data folder below it."""
+    path = Path(tempfile.mkdtemp(prefix="cp-embedded-"))
+    yield path
+    if (path / "postgres").exists():
+        embedded_db.stop(path / "postgres")  # left running only by a failed test
+    shutil.rmtree(path)
 
 
 @pytest.fixture

@@ -29,12 +29,12 @@ def readyz(port: int) -> dict | None:
         return None
 
 
-def test_runembedded_serves_and_sigterm_stops_everything_with_the_database(tmp_path):
+def test_runembedded_serves_and_sigterm_stops_everything_with_the_database(embedded_data_dir):
     port = free_port(range(18600, 18700))
     keep = ("PATH", "HOME", "LANG")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env |= {"DJANGO_SETTINGS_MODULE": "controlpanel.settings", "DEBUG": "1"}
-    env |= {"DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env |= {"DATA_DIR": str(embedded_data_dir), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runembedded", "--port", str(port), "--no-demo"],
         cwd=settings.BASE_DIR,
@@ -46,7 +46,7 @@ def test_runembedded_serves_and_sigterm_stops_everything_with_the_database(tmp_p
         ready = wait_until(lambda: proc.poll() is not None or readyz(port), timeout=120)
         assert proc.poll() is None, proc.stdout.read().decode()
         assert ready["checks"] == {"database": "ok", "broker": "ok"}
-        pgdata = tmp_path / "postgres"
+        pgdata = embedded_data_dir / "postgres"
         postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
         children = psutil.Process(proc.pid).children()
         commands = sorted(" ".join(c.cmdline()[1:4]) for c in children)

@@ -46,30 +46,33 @@ def server_runs(pgdata) -> bool:
     return (pgdata / "postmaster.pid").exists()
 
 
-def test_embedded_defaults_need_no_servers(tmp_path):
+def test_embedded_defaults_need_no_servers(embedded_data_dir):
     """No DATABASE_URL: settings start a PostgreSQL server of their own under DATA_DIR,
     which a query reaches; the process, the only one using it, stops it on its way out."""
-    out = run({"DEBUG": "1", "DATA_DIR": str(tmp_path)}, f"{PRINT}; {QUERY}")
+    out = run({"DEBUG": "1", "DATA_DIR": str(embedded_data_dir)}, f"{PRINT}; {QUERY}")
     assert out.returncode == 0, out.stderr
     conf, answer = map(json.loads, out.stdout.splitlines())
     assert conf["db"] == "django.db.backends.postgresql"
-    assert (conf["name"], conf["host"]) == ("controlpanel", str(tmp_path / "postgres"))
+    assert (conf["name"], conf["host"]) == ("controlpanel", str(embedded_data_dir / "postgres"))
     assert conf["broker"] == "filesystem://"
-    assert conf["control"] == str(tmp_path / "broker" / "control")
+    assert conf["control"] == str(embedded_data_dir / "broker" / "control")
     assert conf["tz"] == "UTC"
     assert conf["cache"].endswith("LocMemCache")
     assert conf["email"] == "django.core.mail.backends.console.EmailBackend"
     assert answer["version"] >= 180000
     assert answer["name"] == "controlpanel"
-    assert not server_runs(tmp_path / "postgres")
+    assert not server_runs(embedded_data_dir / "postgres")
 
 
-def test_the_embedded_server_is_shared_and_the_last_user_stops_it(tmp_path):
+def test_the_embedded_server_is_shared_and_the_last_user_stops_it(embedded_data_dir):
     """A process that finds the server running uses it and leaves it running for the
     others; the last one to exit stops it."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", "DEBUG": "1"}
     env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
-    env |= {"DATA_DIR": str(tmp_path), "EMBEDDED_POSTGRES_DIR": str(tmp_path / "postgres")}
+    env |= {
+        "DATA_DIR": str(embedded_data_dir),
+        "EMBEDDED_POSTGRES_DIR": str(embedded_data_dir / "postgres"),
+    }
     # The first user prints the server's start time, then waits for a line on stdin.
     first = subprocess.Popen(
         [sys.executable, "-c", f"{QUERY}; input()"],
@@ -84,12 +87,12 @@ def test_the_embedded_server_is_shared_and_the_last_user_stops_it(tmp_path):
         second = run({**env, "PATH": os.environ["PATH"]}, QUERY)
         assert second.returncode == 0, second.stderr
         assert json.loads(second.stdout)["started"] == started  # the same server, reused
-        assert server_runs(tmp_path / "postgres")  # the first user still holds it
+        assert server_runs(embedded_data_dir / "postgres")  # the first user still holds it
         first.communicate("\n", timeout=60)
     finally:
         stop(first)
     assert first.returncode == 0
-    assert not server_runs(tmp_path / "postgres")
+    assert not server_runs(embedded_data_dir / "postgres")
 
 
 def test_production_settings_come_from_the_environment(tmp_path):
