@@ -30,12 +30,17 @@ QUERY = (
 )
 
 
-def run(env: dict[str, str], code: str = PRINT) -> subprocess.CompletedProcess:
+def clean_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` over the bare minimum of this process's environment, production settings."""
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return {**clean, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", **env}
+
+
+def run(env: dict[str, str], code: str = PRINT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=settings.BASE_DIR,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", **env},
+        env=clean_env(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -67,24 +72,19 @@ def test_embedded_defaults_need_no_servers(embedded_data_dir):
 def test_the_embedded_server_is_shared_and_the_last_user_stops_it(embedded_data_dir):
     """A process that finds the server running uses it and leaves it running for the
     others; the last one to exit stops it."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", "DEBUG": "1"}
-    env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
-    env |= {
-        "DATA_DIR": str(embedded_data_dir),
-        "EMBEDDED_POSTGRES_DIR": str(embedded_data_dir / "postgres"),
-    }
+    env = {"DEBUG": "1", "DATA_DIR": str(embedded_data_dir)}
     # The first user prints the server's start time, then waits for a line on stdin.
     first = subprocess.Popen(
         [sys.executable, "-c", f"{QUERY}; input()"],
         cwd=settings.BASE_DIR,
-        env=env,
+        env=clean_env(env),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         started = json.loads(first.stdout.readline())["started"]
-        second = run({**env, "PATH": os.environ["PATH"]}, QUERY)
+        second = run(env, QUERY)
         assert second.returncode == 0, second.stderr
         assert json.loads(second.stdout)["started"] == started  # the same server, reused
         assert server_runs(embedded_data_dir / "postgres")  # the first user still holds it
