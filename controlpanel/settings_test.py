@@ -5,7 +5,13 @@ Anything set in the environment (DATABASE_URL and REDIS_URL in CI) still wins.
 
 import os
 import tempfile
+from pathlib import Path
 
+# Without DATABASE_URL the tests run on the embedded server of the real DATA_DIR (./var by
+# default), the one `make run` uses, in a test database of their own; everything else a
+# test run writes goes to a fresh temporary DATA_DIR.
+_data_dir = os.environ.get("DATA_DIR", str(Path(__file__).resolve().parent.parent / "var"))
+os.environ.setdefault("EMBEDDED_POSTGRES_DIR", os.path.join(_data_dir, "postgres"))
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="controlpanel-test-"))

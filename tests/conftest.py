@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import time_machine
 from django.core.cache import cache
 
 from accounts.models import Environment, EnvironmentKind, Organization, Project, Role, User
 from accounts.services.api_keys import api_key_issue
+from controlpanel import embedded_db
 from tests.factories import (
     ContractFactory,
     MembershipFactory,
@@ -14,6 +21,23 @@ from tests.factories import (
     ProjectFactory,
     UserFactory,
 )
+
+# Every test runs at this instant (time-machine, ticking from there) unless it travels
+# itself, so no result depends on the day the suite runs. It lies after every date the
+# tests write down: a test that mixes this ambient clock with a frozen NOW of its own
+# fails the day it is written, instead of the day the calendar passes NOW. Tests marked
+# `slow` start processes (Celery worker, gunicorn), which read the real clock, so they
+# run on it too. See docs/decisions/0002-test-clocks.md.
+TEST_CLOCK = dt.datetime(2031, 3, 15, 9, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _test_clock(request):
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    with time_machine.travel(TEST_CLOCK, tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +73,19 @@ def make_tenant(slug: str, **contract_terms) -> Tenant:
 
 
 @pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A DATA_DIR for processes that start an embedded PostgreSQL server of their own.
+    Not under pytest's tmp_path: pytest makes /tmp/pytest-of-<user> 0700 whenever a session
+    starts, which locks the server's system user (running as root, docs/decisions/0001)
+    out of a data folder below it."""
+    path = Path(tempfile.mkdtemp(prefix="cp-embedded-"))
+    yield path
+    if (path / "postgres").exists():
+        embedded_db.stop(path / "postgres")  # left running only by a failed test
+    shutil.rmtree(path)
+
+
+@pytest.fixture
 def tenant(db) -> Tenant:
     return make_tenant("acme")
 
@@ -70,15 +107,17 @@ def staff_user(db) -> User:
 
 
 def pytest_collection_modifyitems(config, items):
-    """`postgres` tests need PostgreSQL (row locks, concurrent writers) and `redis` tests a
-    Redis server. CI provides both, so nothing is skipped there; a laptop on SQLite skips
-    them, and says so."""
+    """`redis` tests need a Redis server: with REDIS_URL unset they fail at once, saying
+    so, rather than being skipped (CI and `make test` set it; nothing is ever skipped)."""
     from django.conf import settings
 
-    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-    has_redis = bool(settings.REDIS_URL)
+    if settings.REDIS_URL:
+        return
     for item in items:
-        if "postgres" in item.keywords and not on_postgres:
-            item.add_marker(pytest.mark.skip(reason="needs DATABASE_URL=postgres://..."))
-        if "redis" in item.keywords and not has_redis:
-            item.add_marker(pytest.mark.skip(reason="needs REDIS_URL=redis://..."))
+        if "redis" in item.keywords:
+            item.add_marker(pytest.mark.usefixtures("_needs_redis_url"))
+
+
+@pytest.fixture
+def _needs_redis_url():
+    pytest.fail("this test needs a Redis server: set REDIS_URL=redis://...")

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -27,15 +28,18 @@ def process_env(**extra: str) -> dict[str, str]:
         "DATA_DIR": str(settings.DATA_DIR),
         "PYTHONUNBUFFERED": "1",
     }
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("postgresql"):
-        env["DATABASE_URL"] = (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    else:
-        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    env["DATABASE_URL"] = database_url(connection.settings_dict)
     env.update(extra)
     return env
+
+
+def database_url(db: dict) -> str:
+    """A DATABASE_URL for the database of these Django settings: TCP, or the Unix socket
+    folder of the embedded server (django-environ's `postgres://user@/<folder>/name`)."""
+    credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    if db["HOST"].startswith("/"):
+        return f"postgres://{credentials}@/{quote(db['HOST'], safe='')}/{db['NAME']}"
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def stop(proc: subprocess.Popen) -> None:

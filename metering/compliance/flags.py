@@ -4,9 +4,9 @@ Every flip is claimed by a conditional write (INSERT ... ON CONFLICT DO NOTHING,
 WHERE resolved_at IS [NOT] NULL) whose RETURNING clause gives back exactly the rows this run
 changed, so when two runs race each flip is reported, and gets its one event (which the
 notifier announces), by exactly one. The rows are tagged with a per-run token
-(`changed_by_run`) for auditing. On PostgreSQL each write is one statement over column
-arrays (unnest), however many flags flip: a run that raises tens of thousands of flags
-makes no model instance per flag (bench/overage).
+(`changed_by_run`) for auditing. Each write is one statement over column arrays (unnest),
+however many flags flip: a run that raises tens of thousands of flags makes no model
+instance per flag (bench/overage).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from metering.compliance.sql import (
     array_cursor,
     bool_array,
     flag_context_joins,
-    id_clauses,
+    id_clause,
     int8_array,
     text_array,
     timestamptz_array,
@@ -120,79 +120,22 @@ _FLIP_COLUMNS = (
     "id, contract_id, organization_id, environment_id, metric, scope, level, period_start, "
     '"limit", value'
 )
-# Rows per multi-row INSERT: SQLite allows 32,766 placeholders a statement.
-_BATCH = 2000
-
-
-def _flip(row: tuple) -> Flip:
-    flip = Flip._make(row)
-    if connection.vendor == "sqlite":  # raw text or a naive datetime there
-        parsed = connection.ops.convert_datetimefield_value(flip.period_start, None, connection)
-        flip = flip._replace(period_start=parsed)
-    return flip
-
-
-def _batches(items: list, size: int = _BATCH):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> list[Flip]:
-    """Insert flags not raised yet; returns those this run inserted."""
+    """Insert flags not raised yet; returns those this run inserted.
+
+    One INSERT over column arrays, however many flags. It returns each inserted flag's id
+    with its position in `wanted` (joined back on the unique key), and the flips are made
+    from what we sent: no datetimes to parse back, no columns to read."""
     wanted = list(wanted)
     if not wanted:
         return []
-    ops = connection.ops
-    stamp = ops.adapt_datetimefield_value(at)
     table = connection.ops.quote_name(OverageFlag._meta.db_table)
     columns = (
         "contract_id, organization_id, environment_id, metric, scope, level, period_start, "
         'period_end, value, "limit", resolved_at, changed_by_run, raised_at, note'
     )
-    # The unique key (contract, period, metric, scope, level) makes a concurrent or
-    # repeated insert of the same flag a no-op; RETURNING gives only our own inserts.
-    if connection.vendor == "postgresql":
-        return _raise_flags_arrays(wanted, run=run, stamp=stamp, table=table, columns=columns)
-    rows = [
-        (
-            w.key.contract_id,
-            w.organization_id,
-            w.environment_id,
-            w.key.metric,
-            w.key.scope,
-            w.key.level,
-            ops.adapt_datetimefield_value(w.key.period_start),
-            ops.adapt_datetimefield_value(w.period_end),
-            w.value,
-            w.limit,
-            stamp if w.resolved else None,
-            f"{run}-" if w.resolved else f"{run}+",
-            stamp,
-            "",
-        )
-        for w in wanted
-    ]
-    out: list[Flip] = []
-    with array_cursor() as cursor:
-        for batch in _batches(rows):
-            values = ", ".join(
-                ["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch)
-            )
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} "
-                f"ON CONFLICT DO NOTHING RETURNING {_FLIP_COLUMNS}",
-                [v for row in batch for v in row],
-            )
-            out += map(_flip, cursor.fetchall())
-    return out
-
-
-def _raise_flags_arrays(
-    wanted: list[WantedFlag], *, run: str, stamp: dt.datetime, table: str, columns: str
-) -> list[Flip]:
-    """PostgreSQL: one INSERT over column arrays, however many flags. It returns each
-    inserted flag's id with its position in `wanted` (joined back on the unique key), and
-    the flips are made from what we sent: no datetimes to parse back, no columns to read."""
     key_columns = ("contract_id", "period_start", "metric", "scope", "level")
     keys, organizations, environments, ends, values, limits, resolved = (
         list(column) for column in zip(*wanted, strict=True)
@@ -219,13 +162,15 @@ def _raise_flags_arrays(
                 CASE WHEN resolved THEN %s::timestamptz END,
                 CASE WHEN resolved THEN %s ELSE %s END, %s::timestamptz, ''
             FROM w
+            -- The unique key (contract, period, metric, scope, level) makes a concurrent
+            -- or repeated insert of the same flag a no-op; RETURNING gives only ours.
             ON CONFLICT DO NOTHING
             RETURNING id, {", ".join(key_columns)}
         )
         SELECT inserted.id, w.position FROM inserted JOIN w USING ({", ".join(key_columns)})
     """
     with array_cursor() as cursor:
-        cursor.execute(sql, [*arrays, stamp, f"{run}-", f"{run}+", stamp])
+        cursor.execute(sql, [*arrays, at, f"{run}-", f"{run}+", at])
         inserted = cursor.fetchall()
     out = []
     for flag_id, position in inserted:
@@ -255,16 +200,14 @@ def _update_flips(
     if not ids:
         return []
     table = connection.ops.quote_name(OverageFlag._meta.db_table)
-    out: list[Flip] = []
+    clause, id_params = id_clause("id", ids)
     with array_cursor() as cursor:
-        for clause, chunk in id_clauses("id", ids):
-            cursor.execute(
-                f"UPDATE {table} SET {assignments} WHERE {clause} AND {condition} "
-                f"RETURNING {_FLIP_COLUMNS}",
-                params + chunk,
-            )
-            out += map(_flip, cursor.fetchall())
-    return out
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} WHERE {clause} AND {condition} "
+            f"RETURNING {_FLIP_COLUMNS}",
+            params + id_params,
+        )
+        return list(map(Flip._make, cursor.fetchall()))
 
 
 def reopen_flags(*, ids: Iterable[int], run: str) -> list[Flip]:
@@ -283,30 +226,21 @@ def resolve_flags(*, ids: Iterable[int], run: str, at: dt.datetime) -> list[Flip
         ids=ids,
         assignments="resolved_at = %s, changed_by_run = %s",
         condition="resolved_at IS NULL",
-        params=[connection.ops.adapt_datetimefield_value(at), f"{run}-"],
+        params=[at, f"{run}-"],
     )
 
 
 def _insert_events(*, rows: list[tuple[int, str, int]], at: dt.datetime) -> None:
     """Insert (flag id, kind, value) history rows."""
-    stamp = connection.ops.adapt_datetimefield_value(at)
     table = connection.ops.quote_name(FlagEvent._meta.db_table)
+    flag_ids, kinds, values = zip(*rows, strict=True)
     with array_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            flag_ids, kinds, values = zip(*rows, strict=True)
-            cursor.execute(
-                f"INSERT INTO {table} (flag_id, kind, at, value) "
-                "SELECT f, k, %s::timestamptz, v FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) "
-                "AS u(f, k, v)",
-                [stamp, int8_array(flag_ids), text_array(kinds), int8_array(values)],
-            )
-            return
-        for batch in _batches(rows):
-            placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
-            cursor.execute(
-                f"INSERT INTO {table} (flag_id, kind, at, value) VALUES {placeholders}",
-                [v for flag_id, kind, value in batch for v in (flag_id, kind, stamp, value)],
-            )
+        cursor.execute(
+            f"INSERT INTO {table} (flag_id, kind, at, value) "
+            "SELECT f, k, %s::timestamptz, v FROM unnest(%b::bigint[], %b::text[], %b::bigint[]) "
+            "AS u(f, k, v)",
+            [at, int8_array(flag_ids), text_array(kinds), int8_array(values)],
+        )
 
 
 def record_flips(
@@ -349,12 +283,12 @@ def _describe(flags: list[Flip]) -> dict[int, tuple[str, str | None]]:
     """Organization slug and `project/environment` label per flag id (one query)."""
     table = connection.ops.quote_name(OverageFlag._meta.db_table)
     labels: dict[int, tuple[str, str | None]] = {}
+    clause, params = id_clause("f.id", list({f.id for f in flags}))
     with array_cursor() as cursor:
-        for clause, ids in id_clauses("f.id", list({f.id for f in flags})):
-            cursor.execute(
-                f"SELECT f.id, o.slug, {FLAG_LABEL} FROM {table} f {flag_context_joins('f')} "
-                f"WHERE {clause}",
-                ids,
-            )
-            labels.update((flag_id, (slug, label)) for flag_id, slug, label in cursor.fetchall())
+        cursor.execute(
+            f"SELECT f.id, o.slug, {FLAG_LABEL} FROM {table} f {flag_context_joins('f')} "
+            f"WHERE {clause}",
+            params,
+        )
+        labels.update((flag_id, (slug, label)) for flag_id, slug, label in cursor.fetchall())
     return labels

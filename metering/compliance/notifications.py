@@ -52,7 +52,7 @@ from metering.compliance.sql import (
     FLAG_LABEL,
     array_cursor,
     flag_context_joins,
-    id_clauses,
+    id_clause,
     utc_isoformat,
 )
 
@@ -90,15 +90,15 @@ def _recipients(
     for org_id in org_ids:
         out[org_id].extend(staff)
     recipients, params = _recipients_sql(roles)
+    clause, id_params = id_clause("r.organization_id", org_ids)
     with array_cursor() as cursor:
-        for clause, ids in id_clauses("r.organization_id", org_ids):
-            cursor.execute(
-                "SELECT r.organization_id, r.channel, r.recipient, r.endpoint_id "
-                f"FROM ({recipients}) r WHERE {clause}",
-                [*params, *ids],
-            )
-            for org_id, channel, recipient, endpoint_id in cursor.fetchall():
-                out[org_id].append((channel, recipient, endpoint_id))
+        cursor.execute(
+            "SELECT r.organization_id, r.channel, r.recipient, r.endpoint_id "
+            f"FROM ({recipients}) r WHERE {clause}",
+            [*params, *id_params],
+        )
+        for org_id, channel, recipient, endpoint_id in cursor.fetchall():
+            out[org_id].append((channel, recipient, endpoint_id))
     return out
 
 
@@ -107,23 +107,11 @@ _COLUMNS += ("subject", "payload")
 
 
 def _insert(rows: list[tuple]) -> None:
-    """Insert outbox rows given as tuples in `_COLUMNS` order (payload a dict)."""
+    """Insert outbox rows given as tuples in `_COLUMNS` order (payload a dict), in one
+    INSERT over column arrays (a run that flips tens of thousands of flags notifies each
+    of them; bench/overage)."""
     if not rows:
         return
-    if connection.vendor == "postgresql":
-        _insert_arrays(rows)
-        return
-    # The unique (topic, channel, recipient) key: enqueueing twice writes nothing more.
-    Notification.objects.bulk_create(
-        [Notification(**dict(zip(_COLUMNS, row, strict=True))) for row in rows],
-        ignore_conflicts=True,
-        batch_size=2000,
-    )
-
-
-def _insert_arrays(rows: list[tuple]) -> None:
-    """PostgreSQL: the same rows as bulk_create, in one INSERT over column arrays (a run
-    that flips tens of thousands of flags notifies each of them; bench/overage)."""
     now = timezone.now()
     dumped: dict[int, str] = {}  # one payload per event, shared by its recipients' rows
 
@@ -153,7 +141,7 @@ def fan_out(*, batch: int = 10_000) -> int:
     """Write the outbox rows of every flag event not notified yet; returns how many events.
 
     Batches of `batch` events, each in its own transaction: claim them (`FOR UPDATE SKIP
-    LOCKED` on PostgreSQL, so two notifiers take disjoint batches), insert their rows,
+    LOCKED`, so two notifiers take disjoint batches), insert their rows,
     mark them notified. Events of a transaction still open are not visible yet; the next
     run takes them."""
     total = 0
@@ -181,10 +169,10 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
     "metric", "scope", "environment" ("project/environment" or null), "level", "value",
     "limit", "period_start", "at"}` (datetimes as Python's isoformat() gives them); the
     subject: `[Control Panel] <org>: <metric> <level>[ in <env>] <kind> (<value>[ of
-    <limit>])`. Tests pin both on PostgreSQL and SQLite."""
+    <limit>])`. Tests pin both."""
     if not event_ids:
         return
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    now = timezone.now()
     q = connection.ops.quote_name
     tables = {
         name: q(model._meta.db_table)
@@ -194,7 +182,6 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
             ("flag", OverageFlag),
         )
     }
-    json_object = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
     recipients, recipient_params = _recipients_sql(MANAGER_ROLES)
     staff = settings.STAFF_ALERT_EMAILS
     staff_branch = ""
@@ -212,7 +199,7 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
                     || COALESCE(' in ' || {FLAG_LABEL}, '') || ' ' || ev.kind || ' ('
                     || CAST(ev.value AS text) || COALESCE(' of ' || CAST(f."limit" AS text), '')
                     || ')', 1, 300) AS subject,
-                {json_object}('type', 'flag.' || ev.kind, 'flag_id', f.id,
+                jsonb_build_object('type', 'flag.' || ev.kind, 'flag_id', f.id,
                     'organization', o.slug, 'metric', f.metric, 'scope', f.scope,
                     'environment', {FLAG_LABEL}, 'level', f.level, 'value', ev.value,
                     'limit', f."limit", 'period_start', {utc_isoformat("f.period_start")},
@@ -235,9 +222,9 @@ def _insert_for_flag_events(event_ids: Sequence[int]) -> None:
         ON CONFLICT DO NOTHING
     """
     tail = [NotificationStatus.PENDING.value, now, now, *recipient_params, *staff]
+    clause, id_params = id_clause("ev.id", event_ids)
     with array_cursor() as cursor:
-        for clause, ids in id_clauses("ev.id", event_ids):
-            cursor.execute(sql.format(events=clause), [*ids, *tail])
+        cursor.execute(sql.format(events=clause), [*id_params, *tail])
 
 
 def enqueue_expiry_reminders(*, contracts: Sequence[Contract], days_before: int) -> int:

@@ -14,15 +14,11 @@ from django.db import connection
 
 @contextmanager
 def array_cursor() -> Iterator:
-    """On PostgreSQL, a Django cursor (query logging and counting, execute wrappers) over a
+    """A Django cursor (query logging and counting, execute wrappers) over a
     server-side-binding psycopg cursor: array parameters travel as parameters rather than
     being quoted into the SQL text. With tens of thousands of flags per array, quoting the
     literals and parsing them back took most of a mass raise's time (bench/overage). Array
     placeholders are written `%b` (psycopg's binary format: no text escaping at all)."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
     connection.ensure_connection()
     raw = _unprepared_cursor_class()(connection.connection)
     for packed_type, dumper in _packed_dumpers().items():
@@ -146,16 +142,10 @@ def _packed_dumpers() -> dict[type, type]:
     return {kind: dumper(array_oid) for kind, (_, array_oid) in _OIDS.items()}
 
 
-def id_clauses(column: str, ids: Sequence[int]) -> Iterator[tuple[str, list]]:
-    """(WHERE clause, its parameters) selecting rows whose `column` is in `ids`: on
-    PostgreSQL one clause with one array parameter (for `array_cursor`), on SQLite one
-    per 2,000 ids (it allows 32,766 placeholders a statement)."""
-    if connection.vendor == "postgresql":
-        yield f"{column} = ANY(%b)", [int8_array(ids)]
-        return
-    for i in range(0, len(ids), 2000):
-        chunk = list(ids[i : i + 2000])
-        yield f"{column} IN ({', '.join(['%s'] * len(chunk))})", chunk
+def id_clause(column: str, ids: Sequence[int]) -> tuple[str, list]:
+    """(WHERE clause, its parameters) selecting rows whose `column` is in `ids`: one array
+    parameter (for `array_cursor`), however many ids."""
+    return f"{column} = ANY(%b)", [int8_array(ids)]
 
 
 def flag_context_joins(flag: str) -> str:
@@ -178,12 +168,9 @@ FLAG_LABEL = "pr.slug || '/' || e.name"
 def utc_isoformat(column: str) -> str:
     """SQL for what Python's isoformat() gives for a datetime column's value in UTC:
     `2026-11-24T08:05:00+00:00`, with `.ffffff` only when there are microseconds."""
-    if connection.vendor == "postgresql":
-        utc = f"({column} AT TIME ZONE 'UTC')"
-        return (
-            f"replace(CAST(date_trunc('second', {utc}) AS text), ' ', 'T') || "
-            f"CASE WHEN date_trunc('second', {column}) = {column} THEN '' "
-            f"ELSE to_char({utc}, '.US') END || '+00:00'"
-        )
-    # SQLite: Django stores UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]` text.
-    return f"replace({column}, ' ', 'T') || '+00:00'"
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"replace(CAST(date_trunc('second', {utc}) AS text), ' ', 'T') || "
+        f"CASE WHEN date_trunc('second', {column}) = {column} THEN '' "
+        f"ELSE to_char({utc}, '.US') END || '+00:00'"
+    )

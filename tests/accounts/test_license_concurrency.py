@@ -39,7 +39,6 @@ def test_a_burst_on_a_cold_cache_signs_one_license(live_server):
     assert License.objects.count() == 1
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_registration_of_new_keys_leaves_exactly_one_active():
     """Processes deployed with different new keys register them at the same moment: the

@@ -10,7 +10,7 @@ from accounts.services import seats, team
 from tests.conftest import make_tenant
 from tests.factories import MembershipFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run_together(*calls):

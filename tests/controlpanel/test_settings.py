@@ -9,38 +9,90 @@ import sys
 
 from django.conf import settings
 
+from tests.processes import stop
+
 PRINT = (
     "import django, json; from django.conf import settings as s; django.setup(); "
     "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], 'name': str(s.DATABASES['default']['NAME']),"
+    " 'host': s.DATABASES['default']['HOST'],"
     " 'broker': s.CELERY_BROKER_URL, 'hosts': s.ALLOWED_HOSTS, 'staff': s.STAFF_ALERT_EMAILS,"
     " 'email': s.EMAIL_BACKEND, 'tz': s.TIME_ZONE, 'debug': s.DEBUG, 'cache': s.CACHES['default']['BACKEND'],"
-    " 'retention': s.RETENTION_DAYS, 'init': s.DATABASES['default'].get('OPTIONS', {}).get('init_command', '')}))"
+    " 'retention': s.RETENTION_DAYS, 'control': s.CELERY_BROKER_TRANSPORT_OPTIONS['control_folder']"
+    " if s.CELERY_BROKER_URL == 'filesystem://' else None}))"
+)
+# What the embedded server answers, once Django is set up on it.
+QUERY = (
+    "import django, json; django.setup(); from django.db import connection; "
+    "c = connection.cursor(); "
+    "c.execute('SELECT current_setting(%s), current_database(), pg_postmaster_start_time()', "
+    "['server_version_num']); v, name, started = c.fetchone(); "
+    "print(json.dumps({'version': int(v), 'name': name, 'started': started.isoformat()}))"
 )
 
 
-def run(env: dict[str, str], code: str = PRINT) -> subprocess.CompletedProcess:
+def clean_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` over the bare minimum of this process's environment, production settings."""
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return {**clean, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", **env}
+
+
+def run(env: dict[str, str], code: str = PRINT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=settings.BASE_DIR,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "controlpanel.settings", **env},
+        env=clean_env(env),
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def test_embedded_defaults_need_no_servers(tmp_path):
-    out = run({"DEBUG": "1", "DATA_DIR": str(tmp_path)})
+def server_runs(pgdata) -> bool:
+    return (pgdata / "postmaster.pid").exists()
+
+
+def test_embedded_defaults_need_no_servers(embedded_data_dir):
+    """No DATABASE_URL: settings start a PostgreSQL server of their own under DATA_DIR,
+    which a query reaches; the process, the only one using it, stops it on its way out."""
+    out = run({"DEBUG": "1", "DATA_DIR": str(embedded_data_dir)}, f"{PRINT}; {QUERY}")
     assert out.returncode == 0, out.stderr
-    conf = json.loads(out.stdout)
-    assert conf["db"] == "django.db.backends.sqlite3"
-    assert conf["name"] == str(tmp_path / "controlpanel.sqlite3")
-    assert "journal_mode=WAL" in conf["init"]
+    conf, answer = map(json.loads, out.stdout.splitlines())
+    assert conf["db"] == "django.db.backends.postgresql"
+    assert (conf["name"], conf["host"]) == ("controlpanel", str(embedded_data_dir / "postgres"))
     assert conf["broker"] == "filesystem://"
+    assert conf["control"] == str(embedded_data_dir / "broker" / "control")
     assert conf["tz"] == "UTC"
     assert conf["cache"].endswith("LocMemCache")
     assert conf["email"] == "django.core.mail.backends.console.EmailBackend"
+    assert answer["version"] >= 180000
+    assert answer["name"] == "controlpanel"
+    assert not server_runs(embedded_data_dir / "postgres")
+
+
+def test_the_embedded_server_is_shared_and_the_last_user_stops_it(embedded_data_dir):
+    """A process that finds the server running uses it and leaves it running for the
+    others; the last one to exit stops it."""
+    env = {"DEBUG": "1", "DATA_DIR": str(embedded_data_dir)}
+    # The first user prints the server's start time, then waits for a line on stdin.
+    first = subprocess.Popen(
+        [sys.executable, "-c", f"{QUERY}; input()"],
+        cwd=settings.BASE_DIR,
+        env=clean_env(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started = json.loads(first.stdout.readline())["started"]
+        second = run(env, QUERY)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["started"] == started  # the same server, reused
+        assert server_runs(embedded_data_dir / "postgres")  # the first user still holds it
+        first.communicate("\n", timeout=60)
+    finally:
+        stop(first)
+    assert first.returncode == 0
+    assert not server_runs(embedded_data_dir / "postgres")
 
 
 def test_production_settings_come_from_the_environment(tmp_path):
@@ -84,6 +136,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "cp.example.com",
             "DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://u:p@db.internal:5432/cp",  # `check` connects to none
         },
         capture_output=True,
         text=True,

@@ -17,7 +17,7 @@ from metering import ingest, selectors
 from metering.counting import Reading
 from metering.models import UsageGauge, UsageReading, UsageRollup, UsageSeries
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _in_parallel(workers: int, job: Callable[[int], object]) -> list[object]:

@@ -234,7 +234,6 @@ def test_what_django_answers_differently_is_left_to_django(tenant, caplog, setti
     assert status == expected[setup]
 
 
-@pytest.mark.postgres  # SQLite's in-memory test database is never closed
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("max_age", [0, 60])
 def test_connections_are_aged_and_released_as_by_django(tenant, max_age):

@@ -34,7 +34,6 @@ def _post(port: int, path: str, body: str, headers: dict[str, str]):
     return f"{response.status} {response.reason}", kept, response.read()
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_serves_the_lane_with_djangos_answers(tenant):

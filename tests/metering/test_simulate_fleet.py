@@ -52,7 +52,6 @@ def _env_ids(environments) -> dict[str, int]:
     return out
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
@@ -92,7 +91,6 @@ def test_fleet_totals_are_exact_over_http(batch):
         assert _rollup_calls({check.label: ids[i]}) == check.expected.api_calls
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_simulate_fleet_command_provisions_and_exits_0_on_exact_totals(tmp_path):
@@ -150,7 +148,6 @@ def _simulate(url: str, keys_file, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_exit_status_is_0_when_exact_and_1_when_the_server_counts_wrong(tmp_path):
@@ -195,7 +192,6 @@ def test_exit_status_is_0_when_exact_and_1_when_the_server_counts_wrong(tmp_path
     assert "RESULT: FAILED" in bad.stdout
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_key_is_an_error_and_exits_1(tmp_path):

@@ -424,7 +424,6 @@ def test_wrong_method_is_refused(client, tenant):
 
 
 # --- query pins ---------------------------------------------------------------------------
-@pytest.mark.postgres
 def test_single_reading_costs_one_query_on_postgres(
     client, tenant, django_assert_num_queries, settings
 ):
@@ -457,7 +456,6 @@ def test_the_keys_last_use_is_written_at_most_once_a_minute(client, tenant, inge
     assert UsageRollup.objects.get(metric="api_calls").total == 4
 
 
-@pytest.mark.postgres
 def test_a_reading_due_to_record_the_keys_use_costs_a_second_query_on_postgres(
     client, tenant, django_assert_num_queries, settings
 ):
@@ -489,7 +487,6 @@ def test_single_reading_on_the_orm_path_costs_a_fixed_number_of_queries(
     assert response.status_code == 202
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("size", [1, 50, 1000])
 def test_batch_costs_a_constant_number_of_queries_on_postgres(
     client, tenant, django_assert_max_num_queries, settings, size

@@ -298,7 +298,6 @@ def _tenants_over_limit(n: int, prefix: str = "org") -> None:
         set_gauge(t.production, SEATS, 9, NOW)
 
 
-@pytest.mark.postgres
 @time_machine.travel(NOW, tick=False)
 def test_query_count_does_not_grow_with_the_number_of_contracts():
     _tenants_over_limit(1)

@@ -18,21 +18,18 @@ def round_trip(array, pg_type: str) -> list:
         return [row[0] for row in cursor.fetchall()]
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db
 def test_bigints_with_nulls_and_extremes():
     values = [0, -1, 1, 2**63 - 1, -(2**63), None, 42, None]
     assert round_trip(sql.int8_array(values), "bigint") == values
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db
 def test_text_with_nulls_unicode_and_repeats():
     values = ["seats", "", None, "zürich/prod ✓", "seats", 'quote " and \\ backslash', None]
     assert round_trip(sql.text_array(values), "text") == values
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db
 def test_timestamps_keep_their_instant_to_the_microsecond():
     paris = zoneinfo.ZoneInfo("Europe/Paris")
@@ -47,7 +44,6 @@ def test_timestamps_keep_their_instant_to_the_microsecond():
     assert round_trip(sql.timestamptz_array(values), "timestamptz") == values
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db
 def test_booleans_and_empty_arrays():
     assert round_trip(sql.bool_array([True, False, None, True]), "boolean") == [

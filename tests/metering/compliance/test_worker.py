@@ -25,7 +25,6 @@ from tests.processes import celery_process, process_env, wait_until
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.redis,
-    pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
 ]
 
