@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
 from django.conf import settings
 
 PRINT = (
@@ -84,6 +85,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "cp.example.com",
             "DATA_DIR": str(tmp_path),
+            "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         },
         capture_output=True,
         text=True,
