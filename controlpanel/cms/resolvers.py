@@ -27,7 +27,6 @@ from accounts.selectors.api_keys import KeyProblem, api_key_check
 from accounts.selectors.organizations import organizations_for_user
 from accounts.services import access, personal
 from accounts.services.team import TeamError
-from accounts.wcp import wcp_key_from_request
 from controlpanel.customer import ratelimit
 
 
@@ -64,7 +63,10 @@ class Context:
 
     def caller(self) -> PersonalAccessToken:
         if self._caller is None:
-            plaintext = wcp_key_from_request(self.request)
+            # The CLI sends the PAT as the raw header value; `Bearer ` is accepted too.
+            plaintext = self.request.headers.get("authorization", "").strip()
+            if plaintext[:7].lower() == "bearer ":
+                plaintext = plaintext[7:].strip()
             if not plaintext:
                 raise CmsError(
                     "Not logged in: send your personal access token in the authorization "

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.models import (
     MANAGER_ROLES,
     CliSessionStatus,
+    Contract,
     Membership,
     PersonalAccessToken,
     Project,
@@ -169,10 +170,11 @@ def project_settings(request: HttpRequest, org: str, project: str) -> HttpRespon
             404,
         )
     contract = contract_active(organization=membership.organization)
-    managers = (
-        Membership.objects.filter(organization=membership.organization, role__in=MANAGER_ROLES)
-        .select_related("user")
-        .order_by("role", "user__email")
+    managers = sorted(
+        Membership.objects.filter(
+            organization=membership.organization, role__in=MANAGER_ROLES
+        ).select_related("user"),
+        key=lambda m: (MANAGER_ROLES.index(m.role), m.user.email),  # owners first
     )
     return render(
         request,
@@ -188,7 +190,7 @@ def project_settings(request: HttpRequest, org: str, project: str) -> HttpRespon
     )
 
 
-def _features(contract: object) -> list[tuple[str, bool]]:
+def _features(contract: Contract) -> list[tuple[str, bool]]:
     return [
         ("Advanced publishing workflow", contract.advanced_publishing_workflow),
         ("Teams (advanced access control)", contract.aacl_teams),

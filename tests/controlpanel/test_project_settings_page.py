@@ -36,8 +36,9 @@ def test_a_member_sees_the_license_and_whom_to_ask():
     assert "<li>Audit logs: included</li>" in html
     assert "<li>Record locking: <strong>not included</strong></li>" in html
     assert "<dt>CMS users (seats) per environment</dt><dd>10</dd>" in html
-    assert f"Olga Owner &lt;{tenant.owner.email}&gt; (owner)" in html
-    assert f"&lt;{tenant.admin.email}&gt; (admin)" in html
+    assert "<dt>API calls per billing period</dt><dd>1,000,000</dd>" in html
+    owner_at = html.index(f"Olga Owner &lt;{tenant.owner.email}&gt; (owner)")
+    assert owner_at < html.index(f"&lt;{tenant.admin.email}&gt; (admin)")
     assert f"&lt;{tenant.member.email}&gt;" not in html
 
 
