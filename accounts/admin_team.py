@@ -98,7 +98,8 @@ class PersonalAccessTokenAdmin(admin.ModelAdmin):
 @admin.register(CliLoginSession)
 class CliLoginSessionAdmin(_ReadOnlyAdmin):
     list_display = [
-        "poll_prefix",
+        "code_prefix",
+        "kind",
         "client_name",
         "status",
         "user",
@@ -106,10 +107,11 @@ class CliLoginSessionAdmin(_ReadOnlyAdmin):
         "expires_at",
         "delivered_at",
     ]
-    list_filter = ["status"]
-    search_fields = ["poll_prefix", "client_name", "user__email"]
+    list_filter = ["kind", "status"]
+    search_fields = ["code_prefix", "poll_prefix", "client_name", "user__email"]
     list_select_related = ["user"]
     fields = [
+        "kind",
         "poll_prefix",
         "code_prefix",
         "client_name",

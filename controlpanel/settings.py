@@ -35,8 +35,12 @@ ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# The public base URL, used in links we send (invitations, WCP_API_URL, CLI login).
-PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The public base URL, used in links we send (invitations, WCP_API_URL, CLI login, the
+# telemetry client). Empty: each link uses the address its request came in on.
+PUBLIC_URL = env.str("PUBLIC_URL", default="").rstrip("/")
+# Fernet keys (comma-separated, the first encrypts) for secrets shown again: personal
+# environment API keys (accounts.sealing). DEBUG derives one from SECRET_KEY when unset.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: API paths answer JSON errors, whatever produced them (controlpanel.edges).
+    "controlpanel.edges.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -277,7 +283,9 @@ RATE_LIMIT_PROXY_COUNT = env.int("RATE_LIMIT_PROXY_COUNT", default=0)
 # with neither, one is generated once under DATA_DIR/keys (embedded mode).
 LICENSE_SIGNING_KEY = env.str("LICENSE_SIGNING_KEY", default="")
 LICENSE_SIGNING_KEY_FILE = env.str("LICENSE_SIGNING_KEY_FILE", default="")
-LICENSE_ISSUER = env.str("LICENSE_ISSUER", default=PUBLIC_URL)
+# An identifier, not a link: without PUBLIC_URL it stays the same whatever address a CMS
+# uses to reach the server.
+LICENSE_ISSUER = env.str("LICENSE_ISSUER", default=PUBLIC_URL or "control-panel")
 LICENSE_EXPIRY_DAYS = env.int("LICENSE_EXPIRY_DAYS", default=30)
 LICENSE_PERSONAL_EXPIRY_DAYS = env.int("LICENSE_PERSONAL_EXPIRY_DAYS", default=7)
 # How long a signed license answer is reused for one environment (0 = sign every time).

@@ -14,6 +14,9 @@ _data_dir = os.environ.get("DATA_DIR", str(Path(__file__).resolve().parent.paren
 os.environ.setdefault("EMBEDDED_POSTGRES_DIR", os.path.join(_data_dir, "postgres"))
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault(
+    "FIELD_ENCRYPTION_KEY", "jk8XJNXgddmVqgyPSMszxRZh-Lhq7BOm8Sz0HOz3rIE="
+)  # test only
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="controlpanel-test-"))
 os.environ.setdefault("STATIC_ROOT", os.path.join(os.environ["DATA_DIR"], "static"))
 os.makedirs(os.environ["STATIC_ROOT"], exist_ok=True)

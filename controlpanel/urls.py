@@ -1,5 +1,6 @@
 """Site routes. Each app owns its routes; they are mounted here at the root because the
-CMS protocol's paths (`/orgs/...`, `/telemetry`, `/.well-known/jwks.json`) are fixed."""
+CMS protocol's paths (`/orgs/...`, `/telemetry`, `/graphql`, `/clients/latest.js`,
+`/.well-known/jwks.json`, `/<org>/<project>/settings`) are fixed."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -16,5 +17,6 @@ urlpatterns = [
     path("", include("metering.urls")),
     path("", include("metering.compliance.urls")),
     path("", include("accounts.urls")),
+    path("", include("controlpanel.cms.urls")),
     path("", include("controlpanel.customer.urls")),
 ]

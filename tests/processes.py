@@ -57,6 +57,9 @@ def free_port(ports: range) -> int:
     """The first port of `ports` nobody listens on (each test area has its own range)."""
     for port in ports:
         with socket.socket() as s:
+            # As gunicorn binds: a port whose last connections wait in TIME_WAIT (a server
+            # just stopped) is free again; one with a listener is not.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

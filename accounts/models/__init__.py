@@ -5,7 +5,12 @@ them, whatever it forgets to check. One module per area; everything is importabl
 `accounts.models`, which is also what registers the models with the `accounts` app.
 """
 
-from accounts.models.access import CliLoginSession, CliSessionStatus, PersonalAccessToken
+from accounts.models.access import (
+    CliLoginKind,
+    CliLoginSession,
+    CliSessionStatus,
+    PersonalAccessToken,
+)
 from accounts.models.contracts import (
     API_CALLS,
     DEVELOPER_SEATS,
@@ -50,6 +55,7 @@ __all__ = [
     "SEATS",
     "TENANTS",
     "ApiKey",
+    "CliLoginKind",
     "CliLoginSession",
     "CliSessionStatus",
     "Contract",

@@ -28,6 +28,9 @@ class PersonalAccessToken(models.Model):
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the CMS's CLI attached to the token (its `CreateUserPat(data: {meta})`), returned
+    # as given; the CLI reads `orgId`/`projectId` from it.
+    meta = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -51,19 +54,34 @@ class CliSessionStatus(models.TextChoices):
     DENIED = "denied", "Denied"
 
 
-class CliLoginSession(models.Model):
-    """A device-style login: the CLI polls with one secret, the browser approves with another.
+class CliLoginKind(models.TextChoices):
+    # This product's CLI: polls with one secret, the browser approves with another.
+    DEVICE = "device", "Control Panel CLI"
+    # The CMS's CLI (GraphQL `GenerateUserPat`): the pending token is the future personal
+    # access token itself; the CLI polls with it and the login URL carries it.
+    PENDING_PAT = "pending_pat", "CMS CLI"
 
-    The token is minted only when the CLI collects it after approval, so its plaintext is
-    never stored: the row only ever holds digests.
+
+class CliLoginSession(models.Model):
+    """A login from a command line, approved or denied in the browser.
+
+    Either kind stores digests only: a device login's token is minted when the CLI
+    collects it; a pending PAT becomes a token (same prefix and digest) when approved.
     """
 
-    # Poll secret `cls_<prefix>_<secret>`: the prefix finds the row (unique index).
-    poll_prefix = models.CharField(max_length=16, unique=True)
-    poll_digest = models.CharField(max_length=64)
-    # Approval code `clp_<prefix>_<secret>` in the login URL's `pat` parameter.
+    kind = models.CharField(
+        max_length=16, choices=CliLoginKind.choices, default=CliLoginKind.DEVICE
+    )
+    # Poll secret `cls_<prefix>_<secret>` of a device login: the prefix finds the row
+    # (unique index). A pending PAT has none: its code is what the CLI polls with.
+    poll_prefix = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    poll_digest = models.CharField(max_length=64, blank=True, default="")
+    # The login URL's `pat` parameter: a device login's approval code `clp_<prefix>_...`,
+    # or the pending `cpt_<prefix>_...` token itself.
     code_prefix = models.CharField(max_length=16, unique=True)
     code_digest = models.CharField(max_length=64)
+    # A pending PAT's last four characters, for the token's display once approved.
+    code_last_four = models.CharField(max_length=4, blank=True, default="")
     client_name = models.CharField(max_length=100, blank=True)
     status = models.CharField(
         max_length=16, choices=CliSessionStatus.choices, default=CliSessionStatus.PENDING
@@ -99,10 +117,20 @@ class CliLoginSession(models.Model):
                 condition=Q(status__in=["pending", "denied"]) | Q(user__isnull=False),
                 name="cli_session_user_when_approved",
             ),
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in CliLoginKind]),
+                name="cli_session_kind_valid",
+            ),
+            # A device login is polled with its own secret; a pending PAT with its code.
+            models.CheckConstraint(
+                condition=(Q(kind=CliLoginKind.DEVICE) & Q(poll_prefix__isnull=False))
+                | (Q(kind=CliLoginKind.PENDING_PAT) & Q(poll_prefix__isnull=True)),
+                name="cli_session_poll_secret_iff_device",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"CLI login {self.poll_prefix} ({self.status})"
+        return f"CLI login {self.code_prefix} ({self.status})"
 
     def is_expired(self, at: dt.datetime | None = None) -> bool:
         return self.expires_at <= (at or timezone.now())

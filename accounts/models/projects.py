@@ -146,6 +146,10 @@ class ApiKey(models.Model):
     replaced_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
     )
+    # Personal environments only: the key itself, encrypted (accounts.sealing), because the
+    # CMS's CLI asks for it again on every deploy of its developer. Empty for production and
+    # CI/CD keys, which are shown once.
+    sealed = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
+from accounts import sealing
 from accounts.models import (
     MANAGER_ROLES,
+    ApiKey,
     DeveloperSeat,
     Environment,
     EnvironmentKind,
@@ -59,6 +62,31 @@ def personal_environments_of(*, project: Project, user: User) -> QuerySet[Enviro
     return Environment.objects.filter(
         project=project, owner=user, kind=EnvironmentKind.PERSONAL
     ).order_by("name")
+
+
+def personal_environment_named(*, project: Project, user: User, name: str) -> Environment | None:
+    return personal_environments_of(project=project, user=user).filter(name=name).first()
+
+
+def developer_seat_held(*, project: Project, user: User) -> bool:
+    return DeveloperSeat.objects.filter(
+        project=project, membership__user=user, freed_at__isnull=True
+    ).exists()
+
+
+def personal_key_current(*, environment: Environment) -> str | None:
+    """The newest usable sealed key of a personal environment, decrypted; None when
+    there is none (sealed keys exist for personal environments only)."""
+    now = timezone.now()
+    api_key = (
+        ApiKey.objects.filter(environment=environment, environment__kind=EnvironmentKind.PERSONAL)
+        .exclude(sealed="")
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=now))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return sealing.unseal(api_key.sealed) if api_key else None
 
 
 def access_tokens_of(*, user: User) -> QuerySet[PersonalAccessToken]:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import sealing
 from accounts.models import (
     ApiKey,
     DeveloperSeat,
@@ -19,10 +20,15 @@ from accounts.models import (
     Project,
     User,
 )
+from accounts.selectors.team import personal_key_current
 from accounts.services.api_keys import api_key_issue
 from accounts.services.team import TeamError
 
 NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+NO_SEAT = (
+    "You hold no developer seat on this project: ask an owner or admin of the "
+    "organization to assign you one."
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,12 @@ class IssuedPersonalEnvironment:
 
     def wcp_project_environment(self) -> str:
         return wcp_project_environment(self.environment, self.plaintext)
+
+
+@dataclass(frozen=True)
+class PersonalKey:
+    environment: Environment
+    plaintext: str  # the environment's current key, shown to its own developer only
 
 
 def wcp_project_environment(environment: Environment, api_key: str) -> str:
@@ -50,18 +62,7 @@ def wcp_project_environment(environment: Environment, api_key: str) -> str:
     return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
 
 
-@transaction.atomic
-def personal_environment_get_or_create(
-    *, project: Project, user: User, name: str
-) -> IssuedPersonalEnvironment:
-    """The seat holder's personal environment `name` on `project`, created if needed, with
-    a fresh API key (asking again rotates the key: the previous one stops at once)."""
-    if not NAME_SHAPE.match(name or ""):
-        raise TeamError(
-            "An environment name is 1 to 40 lowercase letters, digits or dashes, "
-            "starting with a letter or digit (for example 'dev').",
-            code="invalid_name",
-        )
+def _held_seat_locked(*, project: Project, user: User) -> DeveloperSeat:
     # Row lock on the seat: serializes this developer's creations on this project, so the
     # per-seat count below cannot be raced past; a concurrently freed seat waits for us.
     seat = (
@@ -70,53 +71,110 @@ def personal_environment_get_or_create(
         .first()
     )
     if seat is None:
+        raise TeamError(NO_SEAT, code="no_developer_seat", status=403)
+    return seat
+
+
+def _get_or_create_locked(*, project: Project, user: User, name: str) -> tuple[Environment, bool]:
+    """The seat holder's enabled personal environment `name`, created if needed. Runs in
+    the caller's transaction, under the seat's row lock."""
+    if not NAME_SHAPE.match(name or ""):
         raise TeamError(
-            "You hold no developer seat on this project: ask an owner or admin of the "
-            "organization to assign you one.",
-            code="no_developer_seat",
-            status=403,
+            "An environment name is 1 to 40 lowercase letters, digits or dashes, "
+            "starting with a letter or digit (for example 'dev').",
+            code="invalid_name",
         )
+    _held_seat_locked(project=project, user=user)
     environment = Environment.objects.filter(
         project=project, owner=user, kind=EnvironmentKind.PERSONAL, name=name
     ).first()
-    created = environment is None
-    if environment is None:
-        limit = settings.PERSONAL_ENVIRONMENTS_PER_SEAT
-        existing = list(
-            Environment.objects.filter(
-                project=project, owner=user, kind=EnvironmentKind.PERSONAL
-            ).values_list("name", flat=True)
-        )
-        if len(existing) >= limit:
+    if environment is not None:
+        if not environment.is_enabled:
             raise TeamError(
-                f"A developer seat allows at most {limit} personal environments per project; "
-                f"you have {', '.join(sorted(existing))}. Ask again with one of those names.",
-                code="personal_environment_limit",
+                f"Your personal environment {name!r} is disabled; an owner or admin can enable it.",
+                code="environment_disabled",
                 status=409,
             )
-        try:
-            # The unique (project, owner, name) index backs this insert.
-            with transaction.atomic():
-                environment = Environment.objects.create(
-                    project=project, owner=user, kind=EnvironmentKind.PERSONAL, name=name
-                )
-        except IntegrityError:
-            raise TeamError(
-                f"An environment named {name!r} was just created; ask again.",
-                code="conflict",
-                status=409,
-            ) from None
-    elif not environment.is_enabled:
+        return environment, False
+    limit = settings.PERSONAL_ENVIRONMENTS_PER_SEAT
+    existing = list(
+        Environment.objects.filter(
+            project=project, owner=user, kind=EnvironmentKind.PERSONAL
+        ).values_list("name", flat=True)
+    )
+    if len(existing) >= limit:
         raise TeamError(
-            f"Your personal environment {name!r} is disabled; an owner or admin can enable it.",
-            code="environment_disabled",
+            f"A developer seat allows at most {limit} personal environments per project; "
+            f"you have {', '.join(sorted(existing))}. Ask again with one of those names.",
+            code="personal_environment_limit",
             status=409,
         )
-    else:
+    try:
+        # The unique (project, owner, name) index backs this insert.
+        with transaction.atomic():
+            environment = Environment.objects.create(
+                project=project, owner=user, kind=EnvironmentKind.PERSONAL, name=name
+            )
+    except IntegrityError:
+        raise TeamError(
+            f"An environment named {name!r} was just created; ask again.",
+            code="conflict",
+            status=409,
+        ) from None
+    return environment, True
+
+
+def _issue_sealed(*, environment: Environment, user: User) -> tuple[ApiKey, str]:
+    issued = api_key_issue(environment=environment, name="personal", created_by=user)
+    # Kept encrypted so its developer's CLI can fetch it again (accounts.sealing).
+    issued.api_key.sealed = sealing.seal(issued.plaintext)
+    issued.api_key.save(update_fields=["sealed"])
+    return issued.api_key, issued.plaintext
+
+
+@transaction.atomic
+def personal_environment_get_or_create(
+    *, project: Project, user: User, name: str
+) -> IssuedPersonalEnvironment:
+    """The seat holder's personal environment `name` on `project`, created if needed, with
+    a fresh API key (asking again rotates the key: the previous one stops at once)."""
+    environment, created = _get_or_create_locked(project=project, user=user, name=name)
+    if not created:
         # Rotation: every key of this environment stops now; the new one replaces them.
         ApiKey.objects.filter(environment=environment, revoked_at=None).update(
             revoked_at=timezone.now()
         )
-    issued = api_key_issue(environment=environment, name="personal", created_by=user)
+    api_key, plaintext = _issue_sealed(environment=environment, user=user)
     environment.project = project
-    return IssuedPersonalEnvironment(environment, issued.api_key, issued.plaintext, created)
+    return IssuedPersonalEnvironment(environment, api_key, plaintext, created)
+
+
+@transaction.atomic
+def personal_environment_ensure(*, project: Project, user: User, name: str) -> PersonalKey:
+    """What the CMS's deploy asks for (GraphQL `CreateEnvironment`): the personal
+    environment `name`, created if needed, and its current key, the same on every call.
+    A key is issued only when none can be shown again (a new environment, or one whose
+    keys were revoked or predate sealing)."""
+    environment, _ = _get_or_create_locked(project=project, user=user, name=name)
+    plaintext = personal_key_current(environment=environment)
+    if plaintext is None:
+        _, plaintext = _issue_sealed(environment=environment, user=user)
+    environment.project = project
+    return PersonalKey(environment, plaintext)
+
+
+def sealed_keys_reseal(*, batch: int = 500) -> int:
+    """Re-encrypt every sealed key with the current FIELD_ENCRYPTION_KEY (rotation)."""
+    count = 0
+    pending = ApiKey.objects.exclude(sealed="").order_by("pk")
+    last = 0
+    while True:
+        rows = list(pending.filter(pk__gt=last).values_list("pk", "sealed")[:batch])
+        if not rows:
+            return count
+        for pk, sealed in rows:
+            # Conditional update: a key re-sealed or revoked meanwhile is left as it is.
+            count += ApiKey.objects.filter(pk=pk, sealed=sealed).update(
+                sealed=sealing.reseal(sealed)
+            )
+        last = rows[-1][0]

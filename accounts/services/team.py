@@ -92,18 +92,17 @@ def _check_role(role: str) -> None:
 class IssuedInvitation:
     invitation: Invitation
     token: str  # plaintext, only in the email we send
-
-    @property
-    def accept_url(self) -> str:
-        return invitation_accept_url(self.token)
+    accept_url: str
 
 
-def invitation_accept_url(token: str) -> str:
-    return f"{settings.PUBLIC_URL}/invitations/accept?token={token}"
+def invitation_accept_url(token: str, *, base_url: str = "") -> str:
+    """The link of the invitation email: on `base_url` (where the inviter's request came
+    in), PUBLIC_URL when set, with or without a trailing slash."""
+    base = (settings.PUBLIC_URL or base_url).rstrip("/")
+    return f"{base}/invitations/accept?token={token}"
 
 
-def _send_invitation(invitation: Invitation, token: str, by: User | None) -> None:
-    url = invitation_accept_url(token)
+def _send_invitation(invitation: Invitation, url: str, by: User | None) -> None:
     inviter = f"{by.email} has" if by else "You have been"
     body = (
         f"{inviter} invited you to join {invitation.organization.name} on the Control Panel "
@@ -126,7 +125,7 @@ def _send_invitation(invitation: Invitation, token: str, by: User | None) -> Non
 
 @transaction.atomic
 def invitation_create(
-    *, organization: Organization, email: str, role: str, by: Membership
+    *, organization: Organization, email: str, role: str, by: Membership, base_url: str = ""
 ) -> IssuedInvitation:
     """Invite `email`. Inviting an address with an invitation still open re-sends that
     invitation with the new role (a fresh token and expiry)."""
@@ -162,12 +161,15 @@ def invitation_create(
         for name, value in fields.items():
             setattr(invitation, name, value)
         invitation.save(update_fields=list(fields))
-    _send_invitation(invitation, issued.plaintext, by.user)
-    return IssuedInvitation(invitation, issued.plaintext)
+    url = invitation_accept_url(issued.plaintext, base_url=base_url)
+    _send_invitation(invitation, url, by.user)
+    return IssuedInvitation(invitation, issued.plaintext, url)
 
 
 @transaction.atomic
-def invitation_resend(*, invitation: Invitation, by: Membership) -> IssuedInvitation:
+def invitation_resend(
+    *, invitation: Invitation, by: Membership, base_url: str = ""
+) -> IssuedInvitation:
     """A new token (the old link stops working) and a new 7-day expiry, sent again."""
     require_manager(by)
     if invitation.role == Role.OWNER and by.role != Role.OWNER:
@@ -181,8 +183,9 @@ def invitation_resend(*, invitation: Invitation, by: Membership) -> IssuedInvita
     if not changed:
         raise conflict("This invitation was already accepted or revoked.", "invitation_closed")
     invitation.refresh_from_db()
-    _send_invitation(invitation, issued.plaintext, by.user)
-    return IssuedInvitation(invitation, issued.plaintext)
+    url = invitation_accept_url(issued.plaintext, base_url=base_url)
+    _send_invitation(invitation, url, by.user)
+    return IssuedInvitation(invitation, issued.plaintext, url)
 
 
 def invitation_revoke(*, invitation: Invitation, by: Membership) -> Invitation:

@@ -35,8 +35,9 @@ from controlpanel.customer.base import CustomerAPIView, OrgScopedView, created
 
 
 def public_url(request: HttpRequest) -> str:
-    """The base URL clients should use: PUBLIC_URL, else where this request came in."""
-    return settings.PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+    """The base URL clients should use, without a trailing slash: PUBLIC_URL, else the
+    scheme, host and port this request came in on."""
+    return (settings.PUBLIC_URL or request.build_absolute_uri("/")).rstrip("/")
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -290,6 +291,7 @@ class InvitationsView(OrgScopedView):
             email=data["email"],
             role=data["role"],
             by=self.membership,
+            base_url=public_url(request),
         )
         return created(invitation_json(issued.invitation))
 
@@ -310,7 +312,9 @@ class InvitationResendView(InvitationDetailView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, org: str, invitation_id: int) -> Response:
         issued = team.invitation_resend(
-            invitation=self.get_invitation(invitation_id), by=self.membership
+            invitation=self.get_invitation(invitation_id),
+            by=self.membership,
+            base_url=public_url(request),
         )
         return Response(invitation_json(issued.invitation))
 

@@ -10,8 +10,17 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts.models import CliSessionStatus, Membership, PersonalAccessToken, User
+from accounts.models import (
+    MANAGER_ROLES,
+    CliSessionStatus,
+    Contract,
+    Membership,
+    PersonalAccessToken,
+    Project,
+    User,
+)
 from accounts.selectors import team as team_selectors
+from accounts.selectors.organizations import contract_active
 from accounts.services import access, team
 from controlpanel.customer import ratelimit
 
@@ -92,8 +101,11 @@ def _message(request: HttpRequest, title: str, text: str, status: int = 200) -> 
 @login_required
 @require_http_methods(["GET", "POST"])
 def cli_login(request: HttpRequest) -> HttpResponse:
-    """What the CLI opened: shows what is being authorized, approves on an explicit POST."""
+    """What a CLI opened: this product's CLI (`pat=clp_...`) or the CMS's (`pat=cpt_...`,
+    with the `pat_name` it gives its token). Shows what is being authorized, approves or
+    denies on an explicit POST."""
     code = request.GET.get("pat", "")
+    pat_name = request.GET.get("pat_name", "")[:100]
     session = access.cli_session_by_code(code)
     if session is None:
         return _message(request, "Unknown CLI login", "This login link is not valid.", 404)
@@ -107,7 +119,9 @@ def cli_login(request: HttpRequest) -> HttpResponse:
         )
     if request.method == "POST":
         approve = request.POST.get("decision") == "approve"
-        if not access.cli_session_decide(session=session, user=request.user, approve=approve):
+        if not access.cli_session_decide(
+            session=session, user=request.user, approve=approve, name=pat_name
+        ):
             return _message(request, "CLI login closed", "This CLI login has expired.", 410)
         if approve:
             return _message(
@@ -123,11 +137,71 @@ def cli_login(request: HttpRequest) -> HttpResponse:
         {
             "session": session,
             "code": code,
+            "pat_name": pat_name,
+            "client_name": session.client_name or pat_name or session.get_kind_display(),
             "minutes_left": max(
                 0, int((session.expires_at - timezone.now()).total_seconds() // 60)
             ),
         },
     )
+
+
+@login_required
+@require_http_methods(["GET"])
+def project_settings(request: HttpRequest, org: str, project: str) -> HttpResponse:
+    """Where the CMS sends a person when its license does not permit a feature
+    (`{WCP_APP_URL}/{orgId}/{projectId}/settings`): what the project's license allows, and
+    who in the organization can change it. Members only (404 otherwise)."""
+    membership = (
+        Membership.objects.select_related("organization")
+        .filter(user=request.user, organization__slug=org)
+        .first()
+    )
+    the_project = (
+        Project.objects.filter(organization=membership.organization, slug=project).first()
+        if membership
+        else None
+    )
+    if the_project is None:
+        return _message(
+            request,
+            "Project not found",
+            f"You are not a member of an organization with a project {org}/{project}.",
+            404,
+        )
+    contract = contract_active(organization=membership.organization)
+    managers = sorted(
+        Membership.objects.filter(
+            organization=membership.organization, role__in=MANAGER_ROLES
+        ).select_related("user"),
+        key=lambda m: (MANAGER_ROLES.index(m.role), m.user.email),  # owners first
+    )
+    return render(
+        request,
+        "customer/project_settings.html",
+        {
+            "organization": membership.organization,
+            "project": the_project,
+            "contract": contract,
+            "features": _features(contract) if contract else [],
+            "managers": [m for m in managers if m.user_id != request.user.pk],
+            "you_manage": membership.can_manage,
+        },
+    )
+
+
+def _features(contract: Contract) -> list[tuple[str, bool]]:
+    return [
+        ("Advanced publishing workflow", contract.advanced_publishing_workflow),
+        ("Teams (advanced access control)", contract.aacl_teams),
+        ("Private files (advanced access control)", contract.aacl_private_files),
+        (
+            "Folder-level permissions (advanced access control)",
+            contract.aacl_folder_level_permissions,
+        ),
+        ("Audit logs", contract.audit_logs),
+        ("Record locking", contract.record_locking),
+    ]
 
 
 @require_http_methods(["GET", "POST"])

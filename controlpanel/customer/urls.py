@@ -17,6 +17,8 @@ urlpatterns = [
     path("account/", pages.account, name="account"),
     path("login/cli", pages.cli_login, name="cli-login"),
     path("invitations/accept", pages.invitation_accept, name="invitation-accept"),
+    # Where the CMS links when its license does not permit a feature ({WCP_APP_URL}/...).
+    path("<slug:org>/<slug:project>/settings", pages.project_settings, name="project-settings"),
     # The caller
     path("api/v1/me", api.MeView.as_view(), name="api-me"),
     path("api/v1/projects", api.ProjectsView.as_view(), name="api-projects"),

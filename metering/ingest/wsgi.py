@@ -90,9 +90,11 @@ RESPONSE_MIDDLEWARE = frozenset(
 )
 # Middleware that changes nothing in these answers: static files under STATIC_URL only;
 # no session, user, CSRF token or message is touched by a csrf-exempt view that reads
-# none of them (requests carrying cookies go through Django anyway).
+# none of them (requests carrying cookies go through Django anyway); JSON answers pass the
+# API-errors middleware untouched.
 NEUTRAL_MIDDLEWARE = frozenset(
     {
+        "controlpanel.edges.ApiErrorsMiddleware",
         "whitenoise.middleware.WhiteNoiseMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",

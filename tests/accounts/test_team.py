@@ -40,8 +40,9 @@ def invite(tenant, email="new@example.com", role=Role.MEMBER, by=None):
 
 # --- invitations -------------------------------------------------------------------------
 def test_invitation_sends_one_email_with_a_single_use_link_after_commit(
-    tenant, django_capture_on_commit_callbacks
+    tenant, django_capture_on_commit_callbacks, settings
 ):
+    settings.PUBLIC_URL = "http://127.0.0.1:8000"
     with django_capture_on_commit_callbacks(execute=True):
         issued = invite(tenant, email="New@Example.com", role=Role.ADMIN)
     assert len(mail.outbox) == 1

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
 from django.conf import settings
 
 from tests.processes import stop
@@ -137,6 +138,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
             "ALLOWED_HOSTS": "cp.example.com",
             "DATA_DIR": str(tmp_path),
             "DATABASE_URL": "postgres://u:p@db.internal:5432/cp",  # `check` connects to none
+            "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         },
         capture_output=True,
         text=True,

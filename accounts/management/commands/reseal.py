@@ -1,0 +1,24 @@
+"""Re-encrypt every sealed secret with the first FIELD_ENCRYPTION_KEY (key rotation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import sealing
+from accounts.services.personal import sealed_keys_reseal
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt the stored personal environment keys with the first key of "
+        "FIELD_ENCRYPTION_KEY, so older keys can then be removed from it."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            count = sealed_keys_reseal()
+        except sealing.SealBroken as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"Re-encrypted {count} key(s) with the current key.")

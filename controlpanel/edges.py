@@ -1,0 +1,66 @@
+"""The edges of the machine-facing paths: errors answer JSON there, never an HTML page.
+
+CMS instances, the CMS's CLI and scripts call `/api/`, `/orgs/`, `/graphql`,
+`/telemetry` and `/clients/`; they read a status and a `message`. Whatever produced a
+404 or 405 on those paths (no route, `Http404`, Django's method check, DEBUG's technical
+page), the answer becomes `{"message", "code"}` with the same status and headers
+(`Allow` included). Responses that are already JSON pass through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+API_PATH = re.compile(r"^/(?:api/|orgs/|clients/|graphql(?:/|$)|telemetry(?:/|$))")
+# A base URL pasted with a trailing slash makes the CMS ask for `//graphql` (it joins
+# `WCP_API_URL + "/graphql"`); serve those as the single-slash path.
+DOUBLED_SLASH = re.compile(r"^/{2,}(?=(?:api/|orgs/|clients/|graphql|telemetry))")
+KEPT_HEADERS = ("Allow", "Retry-After")
+
+
+def is_api_path(path: str) -> bool:
+    return API_PATH.match(path) is not None
+
+
+def _json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    if response.status_code == 404:
+        body = {
+            "message": f"Not found: nothing answers {request.path} here. "
+            "The APIs are described at /api/docs/.",
+            "code": "not_found",
+        }
+    else:
+        allowed = response.headers.get("Allow", "")
+        body = {
+            "message": f"{request.method} is not allowed on {request.path}"
+            + (f": use {allowed}." if allowed else "."),
+            "code": "method_not_allowed",
+        }
+    answer = JsonResponse(body, status=response.status_code)
+    for name in KEPT_HEADERS:
+        if name in response.headers:
+            answer[name] = response.headers[name]
+    return answer
+
+
+class ApiErrorsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        collapsed = DOUBLED_SLASH.sub("/", request.path_info)
+        if collapsed != request.path_info:
+            script_name = request.path[: len(request.path) - len(request.path_info)]
+            request.path_info = collapsed
+            request.path = script_name + collapsed
+        response = self.get_response(request)
+        if (
+            response.status_code in (404, 405)
+            and is_api_path(request.path_info)
+            and not response.headers.get("Content-Type", "").startswith("application/json")
+        ):
+            return _json_error(request, response)
+        return response
