@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # ExclusionConstraint and range fields (contracts never overlap).
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "accounts",

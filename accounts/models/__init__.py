@@ -6,6 +6,7 @@ them, whatever it forgets to check. One module per area; everything is importabl
 """
 
 from accounts.models.access import CliLoginSession, CliSessionStatus, PersonalAccessToken
+from accounts.models.audit import ActorKind, AuditEvent, AuditKind
 from accounts.models.contracts import (
     API_CALLS,
     DEVELOPER_SEATS,
@@ -16,6 +17,7 @@ from accounts.models.contracts import (
     Contract,
     ContractStatus,
     OverageMode,
+    PlanTemplate,
     TenantLimitType,
 )
 from accounts.models.licensing import License, LicenseKind, SigningKey, SigningKeyStatus
@@ -49,7 +51,10 @@ __all__ = [
     "NONPROD_DAILY_API_CALLS",
     "SEATS",
     "TENANTS",
+    "ActorKind",
     "ApiKey",
+    "AuditEvent",
+    "AuditKind",
     "CliLoginSession",
     "CliSessionStatus",
     "Contract",
@@ -66,6 +71,7 @@ __all__ = [
     "Organization",
     "OverageMode",
     "PersonalAccessToken",
+    "PlanTemplate",
     "Project",
     "ProtectedEnvironmentError",
     "Role",

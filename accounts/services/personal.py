@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts.models import (
     ApiKey,
@@ -19,7 +18,8 @@ from accounts.models import (
     Project,
     User,
 )
-from accounts.services.api_keys import api_key_issue
+from accounts.services.api_keys import api_key_issue, api_key_revoke
+from accounts.services.audit import Actor
 from accounts.services.team import TeamError
 
 NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -114,9 +114,10 @@ def personal_environment_get_or_create(
         )
     else:
         # Rotation: every key of this environment stops now; the new one replaces them.
-        ApiKey.objects.filter(environment=environment, revoked_at=None).update(
-            revoked_at=timezone.now()
-        )
-    issued = api_key_issue(environment=environment, name="personal", created_by=user)
+        for old_key in ApiKey.objects.filter(environment=environment, revoked_at=None):
+            api_key_revoke(api_key=old_key, actor=Actor.of(user), reason="personal key re-issued")
+    issued = api_key_issue(
+        environment=environment, name="personal", created_by=user, actor=Actor.of(user)
+    )
     environment.project = project
     return IssuedPersonalEnvironment(environment, issued.api_key, issued.plaintext, created)
