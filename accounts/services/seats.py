@@ -94,3 +94,21 @@ def seat_free(*, project: Project, membership: Membership, by: Membership) -> in
         details={"email": membership.user.email, "project": project.slug},
     )
     return freed
+
+
+@transaction.atomic  # the freed seat and its audit record
+def seat_release(*, seat: DeveloperSeat, actor: Actor, reason: str = "") -> bool:
+    """Staff free a seat (the admin). True when this call freed it."""
+    # Conditional update: freeing twice keeps the first time.
+    freed = DeveloperSeat.objects.filter(pk=seat.pk, freed_at=None).update(freed_at=timezone.now())
+    if freed:
+        seat.refresh_from_db()
+        audit_record(
+            actor=actor,
+            kind=AuditKind.SEAT_FREED,
+            organization=seat.project.organization,
+            target=seat,
+            reason=reason,
+            details={"email": seat.user.email if seat.user else "", "project": seat.project.slug},
+        )
+    return bool(freed)
