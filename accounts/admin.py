@@ -13,7 +13,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from accounts.admin_kit import AuditedAdmin, organization_filter, reason_action
+from accounts.admin_kit import AuditedAdmin, organization_filter, reason_action, when
 from accounts.models import (
     ApiKey,
     Contract,
@@ -33,7 +33,14 @@ from accounts.services.organizations import environment_set_status
 @admin.register(User)
 class UserAdmin(AuditedAdmin, BaseUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
+    list_display = [
+        "email",
+        "name",
+        "is_staff",
+        "is_active",
+        when("date_joined", "joined"),
+        when("last_login", "last login"),
+    ]
     list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     search_fields = ["email", "name"]
     fieldsets = [
@@ -94,7 +101,7 @@ def _count_of(model: type, field: str) -> Coalesce:
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
-    list_display = ["slug", "name", "member_count", "project_count", "created_at"]
+    list_display = ["slug", "name", "member_count", "project_count", when("created_at", "created")]
     search_fields = ["slug", "name", "memberships__user__email"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, ContractInline, ProjectInline]
@@ -112,6 +119,12 @@ class OrganizationAdmin(AuditedAdmin):
             )
         )
 
+    def has_delete_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
+        # A customer with contracts is history (usage, flags, true-ups cascade from it).
+        if obj is not None and obj.contracts.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(ordering="_members", description="members")
     def member_count(self, obj: Organization) -> int:
         return obj._members
@@ -123,7 +136,7 @@ class OrganizationAdmin(AuditedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(AuditedAdmin):
-    list_display = ["user", "organization", "role", "created_at"]
+    list_display = ["user", "organization", "role", when("created_at", "since")]
     list_filter = ["role", organization_filter("organization")]
     search_fields = ["user__email", "organization__slug", "organization__name"]
     autocomplete_fields = ["user", "organization"]
@@ -137,10 +150,10 @@ class InvitationAdmin(AuditedAdmin):
         "email",
         "organization",
         "role",
-        "created_at",
-        "expires_at",
-        "accepted_at",
-        "revoked_at",
+        when("created_at", "sent"),
+        when("expires_at", "expires"),
+        when("accepted_at", "accepted"),
+        when("revoked_at", "revoked"),
     ]
     list_filter = ["role", organization_filter("organization")]
     search_fields = ["email", "organization__slug", "organization__name"]
@@ -165,7 +178,7 @@ class EnvironmentInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(AuditedAdmin):
-    list_display = ["slug", "name", "organization", "created_at"]
+    list_display = ["slug", "name", "organization", when("created_at", "created")]
     list_filter = [organization_filter("organization")]
     search_fields = ["slug", "name", "organization__slug", "organization__name"]
     list_select_related = ["organization"]
@@ -275,10 +288,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "display",
         "name",
         "environment",
-        "created_at",
-        "last_used_at",
-        "expires_at",
-        "revoked_at",
+        when("created_at", "created"),
+        when("last_used_at", "last used"),
+        when("expires_at", "expires"),
+        when("revoked_at", "revoked"),
     ]
     list_filter = [
         ApiKeyStateFilter,

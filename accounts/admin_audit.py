@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
-from accounts.admin_kit import InputFilter, ReadOnlyAdmin, organization_filter
+from accounts.admin_kit import InputFilter, ReadOnlyAdmin, organization_filter, raw, when
 from accounts.models import AuditEvent
 
 
@@ -29,9 +29,9 @@ class ActorFilter(InputFilter):
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
-        "at",
-        "kind",
-        "actor_kind",
+        when("at"),
+        raw("kind"),
+        raw("actor_kind", "actor kind"),
         "actor_label",
         "organization_label",
         "target",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts import periods
+from accounts.admin_kit import number
 from accounts.models import Contract, ContractStatus, PlanTemplate
 from accounts.models.contracts import ContractTerms
 from accounts.services.audit import Actor
@@ -105,9 +106,9 @@ class ContractAdmin(admin.ModelAdmin):
         "status",
         "starts_on",
         "ends_on",
-        "api_calls_per_period",
-        "seats_per_environment",
-        "developer_seats",
+        number("api_calls_per_period", "API calls"),
+        number("seats_per_environment", "seats"),
+        number("developer_seats", "dev. seats"),
     ]
     list_filter = ["status", EndingSoonFilter, "plan"]
     search_fields = ["organization__slug", "organization__name", "plan"]

@@ -8,6 +8,7 @@ count, no facets, a drill-down by date without queries, filters that use the ind
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import admin
@@ -20,7 +21,10 @@ from accounts.admin_kit import (
     EnvironmentIdFilter,
     PageAnnotatedAdmin,
     ReadOnlyAdmin,
+    number,
     organization_filter,
+    raw,
+    when,
 )
 from accounts.models import API_CALLS, ApiKey, Environment, Organization
 from metering.charts import daily_calls_svg
@@ -48,9 +52,9 @@ class UsageSeriesAdmin(ReadOnlyAdmin):
         "instance",
         "boot",
         "generation",
-        "highest",
-        "first_received_at",
-        "last_received_at",
+        number("highest"),
+        when("first_received_at", "first"),
+        when("last_received_at", "last"),
     ]
     list_filter = ENVIRONMENT_FILTERS
     list_select_related = ENVIRONMENT_RELATED
@@ -61,15 +65,16 @@ class UsageSeriesAdmin(ReadOnlyAdmin):
 @admin.register(UsageReading)
 class UsageReadingAdmin(ReadOnlyAdmin):
     list_display = [
-        "received_at",
+        "pk",
+        when("received_at", "received"),
         "environment",
         "instance",
-        "source",
-        "api_calls",
-        "counted_api_calls",
+        raw("source"),
+        number("api_calls", "calls (cum.)"),
+        number("counted_api_calls", "counted"),
         "seats",
         "tenants",
-        "attributed_hour",
+        when("attributed_hour", "hour"),
         "marks",
     ]
     list_filter = ["source", *ENVIRONMENT_FILTERS]
@@ -105,7 +110,7 @@ class UsageRollupAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageDay)
 class UsageDayAdmin(ReadOnlyAdmin):
-    list_display = ["day", "environment", "metric", "total", "peak"]
+    list_display = ["pk", "day", "environment", "metric", number("total"), number("peak")]
     list_filter = ["metric", *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     date_hierarchy = "day"
@@ -114,7 +119,7 @@ class UsageDayAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageGauge)
 class UsageGaugeAdmin(ReadOnlyAdmin):
-    list_display = ["environment", "metric", "value", "observed_at"]
+    list_display = ["environment", "metric", number("value"), when("observed_at", "observed")]
     list_filter = ["metric", *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     ordering = ["-pk"]
@@ -122,7 +127,7 @@ class UsageGaugeAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageClosedThrough)
 class UsageClosedThroughAdmin(ReadOnlyAdmin):
-    list_display = ["organization", "closed_through", "updated_at"]
+    list_display = ["organization", when("closed_through"), when("updated_at")]
     list_filter = [organization_filter("organization")]
     list_select_related = ["organization"]
     ordering = ["organization__slug"]
@@ -174,7 +179,8 @@ class UsageColumns:
     @admin.display(description="last report")
     def last_report(self, obj: Any) -> Any:
         u = self._usage(obj)
-        return u.reporting.last_report if u and u.reporting.last_report else "-"
+        last = u.reporting.last_report if u else None
+        return f"{last.astimezone(dt.UTC):%Y-%m-%d %H:%M}" if last else "-"
 
     @admin.display(description="reporting")
     def reporting(self, obj: Any) -> str:
@@ -229,7 +235,7 @@ class ApiKeyUsageAdmin(UsageColumns, PageAnnotatedAdmin, ApiKeyAdmin):
         "display",
         "name",
         "environment",
-        "last_used_at",
+        when("last_used_at", "last used"),
         "state",
         "reporting",
         "period_calls",

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.admin_kit import AtScaleAdmin, organization_filter, reason_action
+from accounts.admin_kit import AtScaleAdmin, organization_filter, reason_action, when
 from accounts.licensing import services
 from accounts.models import License, SigningKey
 from accounts.services.audit import Actor
@@ -41,7 +41,15 @@ def _revoke(request: HttpRequest, record: License, reason: str) -> bool:
 class LicenseAdmin(AtScaleAdmin):
     """Issued licenses are facts: read-only, except that staff can revoke them."""
 
-    list_display = ["jti", "kind", "subject", "status", "kid", "issued_at", "expires_at"]
+    list_display = [
+        "jti",
+        "kind",
+        "subject",
+        "status",
+        "kid",
+        when("issued_at", "issued"),
+        when("expires_at", "expires"),
+    ]
     list_filter = [LicenseStateFilter, "kind", organization_filter("organization")]
     search_fields = ["=jti", "subject", "organization__slug", "project__slug"]
     list_select_related = ["organization", "signing_key"]
@@ -96,7 +104,14 @@ class LicenseAdmin(AtScaleAdmin):
 class SigningKeyAdmin(admin.ModelAdmin):
     """Public keys only. Keys are managed with `manage.py license_keys`."""
 
-    list_display = ["kid", "state", "created_at", "retired_at", "withdrawn_at", "licenses_valid"]
+    list_display = [
+        "kid",
+        "state",
+        when("created_at"),
+        when("retired_at"),
+        when("withdrawn_at"),
+        "licenses_valid",
+    ]
     list_filter = ["status"]
     readonly_fields = ["kid", "public_jwk", "status", "created_at", "retired_at", "withdrawn_at"]
     fields = readonly_fields

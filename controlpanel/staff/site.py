@@ -17,6 +17,8 @@ class ConsoleSite(admin.AdminSite):
     site_title = "Control Panel"
     index_title = "What needs attention"
     index_template = "admin/console_index.html"
+    # The lists are wide (usage, flags, audit): the 300 px of a sidebar go to their columns.
+    enable_nav_sidebar = False
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
