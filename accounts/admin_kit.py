@@ -41,9 +41,10 @@ class CappedCountPaginator(Paginator):
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return len(queryset)
-        counted = queryset.order_by()[: COUNT_CAP + 1].count()
-        self.capped = counted > COUNT_CAP
-        return min(counted, COUNT_CAP)
+        self.cap = COUNT_CAP
+        counted = queryset.order_by()[: self.cap + 1].count()
+        self.capped = counted > self.cap
+        return min(counted, self.cap)
 
     capped = False
 
@@ -214,6 +215,25 @@ class InputFilter(admin.SimpleListFilter):
             "hidden": [(k, v) for k, values in query.items() for v in values],
             "clear": changelist.get_query_string(remove=[self.parameter_name]),
         }
+
+
+def choices_filter(field: str, values: Iterable[str], title: str | None = None) -> type:
+    """A filter over a fixed list of values from the code. Django's default for a field
+    without choices lists the values present, with a DISTINCT over the whole table."""
+
+    class ChoicesFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(
+            self, request: HttpRequest, model_admin: admin.ModelAdmin
+        ) -> list[tuple[str, str]]:
+            return [(v, v) for v in values]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    ChoicesFilter.title = title or field.replace("_", " ")
+    return ChoicesFilter
 
 
 class OrganizationSlugFilter(InputFilter):

@@ -21,6 +21,7 @@ from accounts.admin_kit import (
     EnvironmentIdFilter,
     PageAnnotatedAdmin,
     ReadOnlyAdmin,
+    choices_filter,
     number,
     organization_filter,
     raw,
@@ -29,6 +30,7 @@ from accounts.admin_kit import (
 from accounts.models import API_CALLS, ApiKey, Environment, Organization
 from metering.charts import daily_calls_svg
 from metering.models import (
+    USAGE_METRICS,
     UsageClosedThrough,
     UsageDay,
     UsageGauge,
@@ -39,6 +41,7 @@ from metering.models import (
 from metering.summary import EnvironmentUsage, environments_usage, organization_summary
 
 ENVIRONMENT_RELATED = ["environment__project__organization"]
+METRIC_FILTER = choices_filter("metric", USAGE_METRICS)
 ENVIRONMENT_FILTERS = [
     organization_filter("environment__project__organization"),
     EnvironmentIdFilter,
@@ -102,7 +105,7 @@ class UsageRollupAdmin(ReadOnlyAdmin):
         "last",
         "readings",
     ]
-    list_filter = ["metric", *ENVIRONMENT_FILTERS]
+    list_filter = [METRIC_FILTER, *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     date_hierarchy = "hour"
     ordering = ["-pk"]
@@ -111,7 +114,7 @@ class UsageRollupAdmin(ReadOnlyAdmin):
 @admin.register(UsageDay)
 class UsageDayAdmin(ReadOnlyAdmin):
     list_display = ["pk", "day", "environment", "metric", number("total"), number("peak")]
-    list_filter = ["metric", *ENVIRONMENT_FILTERS]
+    list_filter = [METRIC_FILTER, *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     date_hierarchy = "day"
     ordering = ["-pk"]
@@ -120,7 +123,7 @@ class UsageDayAdmin(ReadOnlyAdmin):
 @admin.register(UsageGauge)
 class UsageGaugeAdmin(ReadOnlyAdmin):
     list_display = ["environment", "metric", number("value"), when("observed_at", "observed")]
-    list_filter = ["metric", *ENVIRONMENT_FILTERS]
+    list_filter = [METRIC_FILTER, *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     ordering = ["-pk"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from accounts.admin_kit import COUNT_CAP, calendar_hierarchy
+from accounts.admin_kit import calendar_hierarchy
 
 register = template.Library()
 
@@ -14,8 +14,3 @@ register = template.Library()
 @register.inclusion_tag("admin/date_hierarchy.html")
 def calendar_date_hierarchy(cl: Any) -> dict[str, Any]:
     return calendar_hierarchy(cl)
-
-
-@register.simple_tag
-def count_cap() -> int:
-    return COUNT_CAP

@@ -13,8 +13,15 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts import periods
-from accounts.admin_kit import AtScaleAdmin, number, organization_filter, reason_action, when
-from accounts.models import AuditEvent
+from accounts.admin_kit import (
+    AtScaleAdmin,
+    choices_filter,
+    number,
+    organization_filter,
+    reason_action,
+    when,
+)
+from accounts.models import METRICS, AuditEvent
 from accounts.services.audit import Actor
 from metering.compliance import services
 from metering.compliance.models import (
@@ -70,19 +77,6 @@ class FlagStatusFilter(admin.SimpleListFilter):
         }.get(self.value() or "", queryset)
 
 
-class MetricFilter(admin.SimpleListFilter):
-    """The metrics from the code: Django's default lists them with a DISTINCT scan."""
-
-    title = "metric"
-    parameter_name = "metric"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [(m, m) for m in FLAG_METRICS]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(metric=self.value()) if self.value() else queryset
-
-
 class PeriodFilter(admin.SimpleListFilter):
     """The billing periods that began in the last months (by month of `period_start`),
     listed from the calendar: a DISTINCT over every flag would scan the table."""
@@ -135,7 +129,7 @@ class OverageFlagAdmin(_ReadOnly):
     list_filter = [
         FlagStatusFilter,
         "level",
-        MetricFilter,
+        choices_filter("metric", FLAG_METRICS),
         PeriodFilter,
         organization_filter("organization"),
     ]
@@ -282,7 +276,7 @@ class TrueUpAdmin(_ReadOnly):
         number("peak"),
         number("overage"),
     ]
-    list_filter = ["metric", organization_filter("organization")]
+    list_filter = [choices_filter("metric", METRICS), organization_filter("organization")]
     search_fields = ["=organization__slug"]
     date_hierarchy = "period_start"
 
