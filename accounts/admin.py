@@ -13,7 +13,13 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from accounts.admin_kit import AuditedAdmin, organization_filter, reason_action, when
+from accounts.admin_kit import (
+    AuditedAdmin,
+    ConsoleAdmin,
+    organization_filter,
+    reason_action,
+    when,
+)
 from accounts.models import (
     ApiKey,
     Contract,
@@ -105,9 +111,6 @@ class OrganizationAdmin(AuditedAdmin):
     search_fields = ["slug", "name", "memberships__user__email"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, ContractInline, ProjectInline]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    date_hierarchy = None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         return (
@@ -141,7 +144,6 @@ class MembershipAdmin(AuditedAdmin):
     search_fields = ["user__email", "organization__slug", "organization__name"]
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
-    show_full_result_count = False
 
 
 @admin.register(Invitation)
@@ -161,7 +163,6 @@ class InvitationAdmin(AuditedAdmin):
     # The token exists only as a digest; there is nothing useful to show or edit.
     exclude = ["token_digest"]
     readonly_fields = ["accepted_at"]
-    show_full_result_count = False
 
 
 class EnvironmentInline(admin.TabularInline):
@@ -184,7 +185,6 @@ class ProjectAdmin(AuditedAdmin):
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
     inlines = [EnvironmentInline]
-    show_full_result_count = False
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -223,8 +223,6 @@ class EnvironmentAdmin(AuditedAdmin):
     list_select_related = ["project__organization", "owner"]
     autocomplete_fields = ["project", "owner"]
     inlines = [ApiKeyInline]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     actions = [
         reason_action(
             name="disable",
@@ -281,7 +279,7 @@ def _revoke_key(request: HttpRequest, api_key: ApiKey, reason: str) -> bool:
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ConsoleAdmin):
     """Keys are shown by prefix and last four only; staff can revoke, never read them."""
 
     list_display = [
@@ -317,8 +315,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "replaced_by",
     ]
     readonly_fields = fields
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     actions = [
         reason_action(
             name="revoke",

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts import periods
-from accounts.admin_kit import number
+from accounts.admin_kit import ConsoleAdmin, number
 from accounts.models import Contract, ContractStatus, PlanTemplate
 from accounts.models.contracts import ContractTerms
 from accounts.services.audit import Actor
@@ -99,7 +99,7 @@ def contract_has_history(contract: Contract) -> bool:
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(ConsoleAdmin):
     list_display = [
         "organization",
         "plan",
@@ -115,8 +115,6 @@ class ContractAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
     date_hierarchy = "ends_on"
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     readonly_fields = ["created_at"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Contract | None = None) -> list[Any]:
@@ -168,7 +166,7 @@ class ContractAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlanTemplate)
-class PlanTemplateAdmin(admin.ModelAdmin):
+class PlanTemplateAdmin(ConsoleAdmin):
     list_display = ["name", "description", "months", "api_calls_per_period", "start_contract"]
     search_fields = ["name"]
     fieldsets = [(None, {"fields": ["name", "description", "months"]}), *TERMS_FIELDSETS]

@@ -10,14 +10,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.admin_kit import organization_filter, reason_action
+from accounts.admin_kit import ConsoleAdmin, organization_filter, reason_action
 from accounts.models import CliLoginSession, DeveloperSeat, PersonalAccessToken
 from accounts.services import access
 from accounts.services.audit import Actor
 from accounts.services.seats import seat_release
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(ConsoleAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -66,7 +66,7 @@ class DeveloperSeatAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(PersonalAccessToken)
-class PersonalAccessTokenAdmin(admin.ModelAdmin):
+class PersonalAccessTokenAdmin(ConsoleAdmin):
     list_display = [
         "display",
         "user",

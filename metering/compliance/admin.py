@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 from accounts import periods
 from accounts.admin_kit import (
     AtScaleAdmin,
+    ConsoleAdmin,
     choices_filter,
     number,
     organization_filter,
@@ -287,7 +288,7 @@ class TrueUpAdmin(_ReadOnly):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ConsoleAdmin):
     list_select_related = ["organization"]
     list_display = ["organization", "url", "is_active", "secret_last_four", when("created_at")]
     list_filter = ["is_active"]
