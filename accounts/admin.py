@@ -108,9 +108,23 @@ def _count_of(model: type, field: str) -> Coalesce:
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
     list_display = ["slug", "name", "member_count", "project_count", when("created_at", "created")]
-    search_fields = ["slug", "name", "memberships__user__email"]
+    # A member's email is searched in get_search_results, without Django's join.
+    search_fields = ["slug", "name"]
+    search_help_text = "A slug, a name, or a member's email (or part of it, with an @)."
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, ContractInline, ProjectInline]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Organization], search_term: str
+    ) -> tuple[QuerySet[Organization], bool]:
+        """A term with an @ finds organizations by their members' emails, through a
+        subquery: Django's search across the membership join needs a DISTINCT over every
+        joined row, which also evaluates the page's per-row counts for all of them."""
+        term = search_term.strip()
+        if "@" in term:
+            members = Membership.objects.filter(user__email__icontains=term)
+            return queryset.filter(pk__in=members.values("organization_id")), False
+        return super().get_search_results(request, queryset, search_term)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         return (
@@ -130,11 +144,11 @@ class OrganizationAdmin(AuditedAdmin):
 
     @admin.display(ordering="_members", description="members")
     def member_count(self, obj: Organization) -> int:
-        return obj._members
+        return getattr(obj, "_members", 0)
 
     @admin.display(ordering="_projects", description="projects")
     def project_count(self, obj: Organization) -> int:
-        return obj._projects
+        return getattr(obj, "_projects", 0)
 
 
 @admin.register(Membership)
@@ -303,6 +317,7 @@ class ApiKeyAdmin(ConsoleAdmin):
         "environment__project__organization__slug",
     ]
     list_select_related = ["environment__project__organization"]
+    ordering = ["-pk"]  # newest first from the primary key; created_at has no index
     fields = [
         "display",
         "name",

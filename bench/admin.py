@@ -1,6 +1,7 @@
 """bench/admin: the staff console's lists and main pages on a large database.
 
-Builds 10,000 organizations (3 members, one project with a production and a CI/CD
+Rows are inserted in time order, as ingest writes them (a day's rows appear that day), so
+the primary key follows time as in production. Builds 10,000 organizations (3 members, one project with a production and a CI/CD
 environment, an active contract, keys), a year of daily usage for every environment, a
 year of hourly rollups and raw readings for --hourly-envs environments (and the last week
 for all), flags, licenses, outbox rows and audit events; one INSERT ... SELECT
@@ -153,11 +154,13 @@ def build(orgs: int, hourly_envs: int, now: dt.datetime) -> None:
     step(
         "daily usage, a year, every environment (api calls; seats on production)",
         """INSERT INTO metering_usageday (environment_id, metric, day, total, peak)
-        SELECT e, 'api_calls', %(today)s::date - d, (e * 31 + d * 7) %% 50000, NULL
-        FROM generate_series(1, %(n)s * 2) e CROSS JOIN generate_series(0, 364) d
-        UNION ALL
-        SELECT e, 'seats', %(today)s::date - d, 0, (e + d) %% 12
-        FROM generate_series(1, %(n)s * 2, 2) e CROSS JOIN generate_series(0, 364) d""",
+        SELECT * FROM (
+            SELECT e, 'api_calls', %(today)s::date - d AS day, (e * 31 + d * 7) %% 50000, NULL
+            FROM generate_series(1, %(n)s * 2) e CROSS JOIN generate_series(0, 364) d
+            UNION ALL
+            SELECT e, 'seats', %(today)s::date - d, 0, (e + d) %% 12
+            FROM generate_series(1, %(n)s * 2, 2) e CROSS JOIN generate_series(0, 364) d
+        ) AS days ORDER BY day""",
         p,
     )
     step(
@@ -170,7 +173,8 @@ def build(orgs: int, hourly_envs: int, now: dt.datetime) -> None:
         UNION ALL
         SELECT e, 'api_calls', %(hour)s::timestamptz - h * interval '1 hour',
             (e * 31 + h * 7) %% 3000, 0, 1
-        FROM generate_series(%(hourly)s + 1, %(n)s * 2) e CROSS JOIN generate_series(0, 24 * 7 - 1) h""",
+        FROM generate_series(%(hourly)s + 1, %(n)s * 2) e CROSS JOIN generate_series(0, 24 * 7 - 1) h
+        ORDER BY 3""",
         p,
     )
     step(

@@ -210,7 +210,8 @@ class EnvironmentUsageAdmin(UsageColumns, PageAnnotatedAdmin, EnvironmentAdmin):
     def annotate_page(self, objects: list[Environment]) -> None:
         usage = environments_usage(environments=objects)
         for environment in objects:
-            environment._usage = usage.get(environment.pk)
+            # On the row, not the admin: one admin instance serves every thread's requests.
+            setattr(environment, "_usage", usage.get(environment.pk))  # noqa: B010
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
         environment = super().get_object(request, object_id, from_field)
@@ -251,7 +252,8 @@ class ApiKeyUsageAdmin(UsageColumns, PageAnnotatedAdmin, ApiKeyAdmin):
         environments = {k.environment_id: k.environment for k in objects}
         usage = environments_usage(environments=list(environments.values()))
         for environment in environments.values():
-            environment._usage = usage.get(environment.pk)
+            # On the row, not the admin: one admin instance serves every thread's requests.
+            setattr(environment, "_usage", usage.get(environment.pk))  # noqa: B010
 
     @admin.display(description="state")
     def state(self, obj: ApiKey) -> str:

@@ -53,6 +53,8 @@ class LicenseAdmin(AtScaleAdmin):
     list_filter = [LicenseStateFilter, "kind", organization_filter("organization")]
     search_fields = ["=jti", "subject", "organization__slug", "project__slug"]
     list_select_related = ["organization", "signing_key"]
+    # Newest first from the primary key (issue order): `-issued_at` would sort the table.
+    ordering = ["-pk"]
     date_hierarchy = "issued_at"
     readonly_fields = [
         "jti",

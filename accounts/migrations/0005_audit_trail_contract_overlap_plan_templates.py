@@ -172,6 +172,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='auditevent',
+            index=models.Index(fields=['-at', '-id'], name='audit_at'),
+        ),
+        migrations.AddIndex(
+            model_name='auditevent',
             index=models.Index(fields=['organization', '-at'], name='audit_org_at'),
         ),
         migrations.AddIndex(

@@ -105,6 +105,8 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
+            # The admin's list, newest first (its ordering, whole table).
+            models.Index(fields=["-at", "-id"], name="audit_at"),
             # The admin's and the owners' list: one organization's events, newest first.
             models.Index(fields=["organization", "-at"], name="audit_org_at"),
             # The admin's filter by kind, newest first.

@@ -137,6 +137,7 @@ class OverageFlagAdmin(_ReadOnly):
     search_fields = ["=organization__slug", "organization__name"]
     list_select_related = ["organization", "environment"]
     date_hierarchy = "raised_at"
+    ordering = ["-pk"]  # newest first from the primary key: no index on raised_at
     readonly_fields = [
         "contract",
         "organization",
@@ -247,6 +248,7 @@ class NotificationAdmin(_ReadOnly):
     readonly_fields = [f.name for f in Notification._meta.fields if f.name != "claim_token"]
     exclude = ["claim_token"]
     date_hierarchy = "created_at"
+    ordering = ["-pk"]
     actions = [
         reason_action(
             name="resend",
