@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from accounts.licensing import services as licensing_services
 from accounts.models import EnvironmentKind, PlanTemplate, User
 from accounts.services.organizations import environment_create
 from accounts.services.team import invitation_create
@@ -64,6 +65,10 @@ def build_scene() -> Scene:
     invitation_create(
         organization=tenant.organization, email="new.dev@example.com", role="member", by=membership
     )
+    contract = tenant.organization.contracts.get()
+    licensing_services.license_issue(environment=tenant.production, contract=contract)
+    old = licensing_services.license_issue(environment=ci, contract=contract).record
+    licensing_services.license_revoke(license=old, reason="replaced")
     evaluation.evaluate()
     gaps.detect_gaps()
     notifications.fan_out()

@@ -165,7 +165,9 @@ def test_billing_revokes_a_license_with_a_reason(client, scene, clock):
     _action(client, License, "revoke", [record.pk], "chargeback")
     record.refresh_from_db()
     assert (record.revoked_by, record.revoked_at) == (scene.billing, NOW)
-    assert AuditEvent.objects.get(kind="license.revoked").reason == "chargeback"
+    assert AuditEvent.objects.get(kind="license.revoked", target_id=str(record.pk)).reason == (
+        "chargeback"
+    )
 
 
 def test_billing_deletes_nothing(client, scene, clock):
