@@ -33,8 +33,8 @@ COUNT_CAP = 10_000
 
 
 class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 rows (`SELECT COUNT(*) FROM (... LIMIT n)`), so the
-    count stops as soon as it knows the list is long."""
+    """Counts at most COUNT_CAP + 1 rows (`SELECT COUNT(*) FROM (... ORDER BY ... LIMIT n)`),
+    so the count stops as soon as it knows the list is long."""
 
     @cached_property
     def count(self) -> int:
@@ -42,7 +42,11 @@ class CappedCountPaginator(Paginator):
         if not isinstance(queryset, QuerySet):
             return len(queryset)
         self.cap = COUNT_CAP
-        counted = queryset.order_by()[: self.cap + 1].count()
+        # The list's own ORDER BY stays in the subquery: it makes PostgreSQL take the page
+        # query's path (backwards along the primary key, which finds recent rows at once).
+        # Without it the planner may walk a whole composite index to find the first 10,001
+        # rows of a day (530 ms instead of 12 ms on a year of readings, bench/admin).
+        counted = queryset[: self.cap + 1].count()
         self.capped = counted > self.cap
         return min(counted, self.cap)
 

@@ -280,6 +280,7 @@ def targets(orgs: int) -> list[tuple[str, str, dict]]:
     env = str(orgs)  # an environment of the middle organization
     today = timezone.now().date()
     day = {"__year": str(today.year), "__month": str(today.month), "__day": str(today.day)}
+    feb = {"__year": str(today.year), "__month": "2", "__day": "3"}
     out: list[tuple[str, str, dict]] = []
     for model in sorted(apps.get_models(), key=lambda m: m._meta.label):
         if not admin.site.is_registered(model):
@@ -308,22 +309,32 @@ def targets(orgs: int) -> list[tuple[str, str, dict]]:
             {"env": "1", **{f"attributed_hour{k}": v for k, v in day.items()}},
         ),
         (
-            "usagereading <a day>",
+            "usagereading ?org=&<a day in February>",
             lists["metering.usagereading"],
-            {f"attributed_hour{k}": v for k, v in day.items()},
+            {"org": "bench-100", **{f"attributed_hour{k}": v for k, v in feb.items()}},
         ),
         ("usagerollup ?org=", lists["metering.usagerollup"], {"org": middle}),
         (
-            "usagerollup <a day>",
+            "usagerollup <today>",
             lists["metering.usagerollup"],
             {f"hour{k}": v for k, v in day.items()},
+        ),
+        (
+            "usagerollup <a day in February>",
+            lists["metering.usagerollup"],
+            {f"hour{k}": v for k, v in feb.items()},
         ),
         ("usagerollup ?metric=seats", lists["metering.usagerollup"], {"metric": "seats"}),
         ("usageday ?org=", lists["metering.usageday"], {"org": middle}),
         (
-            "usageday <a month>",
+            "usageday <this month>",
             lists["metering.usageday"],
             {"day__year": str(today.year), "day__month": str(today.month)},
+        ),
+        (
+            "usageday <February>",
+            lists["metering.usageday"],
+            {"day__year": str(today.year), "day__month": "2"},
         ),
         (
             "overageflag ?state=open&level=exceeded",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
@@ -86,6 +86,25 @@ class UsageReadingAdmin(ReadOnlyAdmin):
     # The primary key, not a date: it is the one index every filter can walk backwards.
     ordering = ["-pk"]
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        """A date across every environment's raw readings is millions of rows with no
+        index to order them by (each index would cost every reading ingest writes): the
+        date needs an organization or environment, whose indexes serve it. Across all
+        environments, the hourly and daily rollups answer by date."""
+        dated = any(k.startswith("attributed_hour__") for k in request.GET)
+        if dated and not (request.GET.get("org") or request.GET.get("env")):
+            messages.warning(
+                request,
+                "Choose an organization or an environment before a date: raw readings of "
+                "every environment are listed newest first only. The hourly and daily "
+                "rollups list every environment by date.",
+            )
+            kept = request.GET.copy()
+            for key in [k for k in kept if k.startswith("attributed_hour__")]:
+                del kept[key]
+            return HttpResponseRedirect(f"{request.path}?{kept.urlencode()}")
+        return super().changelist_view(request, extra_context)
+
     @admin.display(description="marks")
     def marks(self, obj: UsageReading) -> str:
         return " ".join(
@@ -108,7 +127,7 @@ class UsageRollupAdmin(ReadOnlyAdmin):
     list_filter = [METRIC_FILTER, *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     date_hierarchy = "hour"
-    ordering = ["-pk"]
+    ordering = ["-hour", "-id"]  # usage_rollup_hour_id: newest first in any date range
 
 
 @admin.register(UsageDay)
@@ -117,7 +136,7 @@ class UsageDayAdmin(ReadOnlyAdmin):
     list_filter = [METRIC_FILTER, *ENVIRONMENT_FILTERS]
     list_select_related = ENVIRONMENT_RELATED
     date_hierarchy = "day"
-    ordering = ["-pk"]
+    ordering = ["-day", "-id"]  # usage_day_day_id: newest first in any date range
 
 
 @admin.register(UsageGauge)

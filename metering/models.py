@@ -21,7 +21,6 @@ database guarantees the rules rely on:
 
 from __future__ import annotations
 
-from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -154,10 +153,10 @@ class UsageRollup(models.Model):
         indexes = [
             # Contract evaluation: all environments' rollups of one metric over a period.
             models.Index(fields=["metric", "hour"], name="usage_rollup_metric_hour"),
-            # The admin's date filter over every environment (a day, a month). BRIN: rows
-            # arrive in time order, so block ranges map to hours; a few pages, written only
-            # when a new block fills, and no obstacle to HOT updates of `total`.
-            BrinIndex(fields=["hour"], name="usage_rollup_hour_brin"),
+            # The admin's list across environments, newest first, with or without a date
+            # range. Written once per new (environment, metric, hour) row, never by the
+            # `total = total + n` updates (they change no indexed column and stay HOT).
+            models.Index(fields=["-hour", "-id"], name="usage_rollup_hour_id"),
         ]
 
     def __str__(self) -> str:
@@ -194,8 +193,8 @@ class UsageDay(models.Model):
         indexes = [
             # Contract evaluation: every environment's days of one metric since a date.
             models.Index(fields=["metric", "day"], name="usage_day_metric_day"),
-            # The admin's date filter over every environment: as usage_rollup_hour_brin.
-            BrinIndex(fields=["day"], name="usage_day_day_brin"),
+            # The admin's list across environments, newest first: as usage_rollup_hour_id.
+            models.Index(fields=["-day", "-id"], name="usage_day_day_id"),
         ]
 
     def __str__(self) -> str:

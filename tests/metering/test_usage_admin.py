@@ -78,6 +78,20 @@ def test_readings_filter_by_organization_environment_and_day(
     ) == [2000]
 
 
+def test_a_date_across_every_environments_readings_asks_for_an_organization_first(
+    client, staff_user, usage
+):
+    client.force_login(staff_user)
+    url = _url(UsageReading, "changelist")
+    day = {"attributed_hour__year": "2026", "attributed_hour__month": "11", "source": "native"}
+    response = client.get(url, day)
+    assert response.status_code == 302
+    assert response["Location"] == f"{url}?source=native"
+    page = client.get(response["Location"])
+    assert "Choose an organization or an environment before a date" in page.content.decode()
+    assert client.get(url, {**day, "org": "acme"}).status_code == 200
+
+
 def test_lists_count_at_most_to_the_cap_and_say_so(client, staff_user, usage, monkeypatch):
     monkeypatch.setattr(admin_kit, "COUNT_CAP", 3)
     client.force_login(staff_user)
