@@ -1,12 +1,25 @@
-"""Vendor staff's view of customers: organizations, people, contracts, projects, keys."""
+"""Vendor staff's view of customers: organizations, people, projects, environments, keys.
+
+Contracts and plan templates: accounts.admin_contracts; the audit trail: accounts.admin_audit;
+seats, tokens and CLI logins: accounts.admin_team; licenses: accounts.licensing.admin. The
+organization and environment pages gain their usage summaries in metering.admin.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.db.models import Count, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
+from accounts.admin_kit import (
+    AuditedAdmin,
+    ConsoleAdmin,
+    organization_filter,
+    reason_action,
+    when,
+)
 from accounts.models import (
     ApiKey,
     Contract,
@@ -19,14 +32,22 @@ from accounts.models import (
     User,
 )
 from accounts.services.api_keys import api_key_revoke
+from accounts.services.audit import Actor
 from accounts.services.organizations import environment_set_status
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedAdmin, BaseUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
-    list_filter = ["is_staff", "is_superuser", "is_active"]
+    list_display = [
+        "email",
+        "name",
+        "is_staff",
+        "is_active",
+        when("date_joined", "joined"),
+        when("last_login", "last login"),
+    ]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     search_fields = ["email", "name"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
@@ -44,22 +65,23 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
 
 
 class ContractInline(admin.TabularInline):
+    """The organization's contracts at a glance; terms are edited on the contract's own
+    page, where overlaps are checked and templates offered."""
+
     model = Contract
     extra = 0
-    fields = [
-        "plan",
-        "status",
-        "starts_on",
-        "ends_on",
-        "api_calls_per_period",
-        "seats_per_environment",
-        "tenants_per_environment",
-        "developer_seats",
-    ]
+    can_delete = False
+    fields = ["plan", "status", "starts_on", "ends_on", "api_calls_per_period"]
+    readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class ProjectInline(admin.TabularInline):
@@ -70,119 +92,91 @@ class ProjectInline(admin.TabularInline):
     show_change_link = True
 
 
+def _count_of(model: type, field: str) -> Coalesce:
+    """A per-row count as a correlated subquery: computed for the page's rows only, where
+    a JOIN + GROUP BY would aggregate all 10,000 organizations before the LIMIT."""
+    counted = (
+        model.objects.filter(**{field: OuterRef("pk")})
+        .order_by()
+        .values(field)
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "member_count", "project_count", "created_at"]
-    search_fields = ["slug", "name", "memberships__user__email"]
+class OrganizationAdmin(AuditedAdmin):
+    list_display = ["slug", "name", "member_count", "project_count", when("created_at", "created")]
+    # A member's email is searched in get_search_results, without Django's join.
+    search_fields = ["slug", "name"]
+    search_help_text = "A slug, a name, or a member's email (or part of it, with an @)."
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, ContractInline, ProjectInline]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Organization], search_term: str
+    ) -> tuple[QuerySet[Organization], bool]:
+        """A term with an @ finds organizations by their members' emails, through a
+        subquery: Django's search across the membership join needs a DISTINCT over every
+        joined row, which also evaluates the page's per-row counts for all of them."""
+        term = search_term.strip()
+        if "@" in term:
+            members = Membership.objects.filter(user__email__icontains=term)
+            return queryset.filter(pk__in=members.values("organization_id")), False
+        return super().get_search_results(request, queryset, search_term)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         return (
             super()
             .get_queryset(request)
             .annotate(
-                _members=Count("memberships", distinct=True),
-                _projects=Count("projects", distinct=True),
+                _members=_count_of(Membership, "organization"),
+                _projects=_count_of(Project, "organization"),
             )
         )
 
+    def has_delete_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
+        # A customer with contracts is history (usage, flags, true-ups cascade from it).
+        if obj is not None and obj.contracts.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(ordering="_members", description="members")
     def member_count(self, obj: Organization) -> int:
-        return obj._members
+        return getattr(obj, "_members", 0)
 
     @admin.display(ordering="_projects", description="projects")
     def project_count(self, obj: Organization) -> int:
-        return obj._projects
+        return getattr(obj, "_projects", 0)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "organization", "role", "created_at"]
-    list_filter = ["role"]
+class MembershipAdmin(AuditedAdmin):
+    list_display = ["user", "organization", "role", when("created_at", "since")]
+    list_filter = ["role", organization_filter("organization")]
     search_fields = ["user__email", "organization__slug", "organization__name"]
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(AuditedAdmin):
     list_display = [
         "email",
         "organization",
         "role",
-        "created_at",
-        "expires_at",
-        "accepted_at",
-        "revoked_at",
+        when("created_at", "sent"),
+        when("expires_at", "expires"),
+        when("accepted_at", "accepted"),
+        when("revoked_at", "revoked"),
     ]
-    list_filter = ["role"]
+    list_filter = ["role", organization_filter("organization")]
     search_fields = ["email", "organization__slug", "organization__name"]
     list_select_related = ["organization"]
     # The token exists only as a digest; there is nothing useful to show or edit.
     exclude = ["token_digest"]
     readonly_fields = ["accepted_at"]
-
-
-@admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
-    list_display = [
-        "organization",
-        "plan",
-        "status",
-        "starts_on",
-        "ends_on",
-        "api_calls_per_period",
-        "seats_per_environment",
-        "tenants_per_environment",
-        "developer_seats",
-    ]
-    list_filter = ["status", "plan"]
-    search_fields = ["organization__slug", "organization__name", "plan"]
-    list_select_related = ["organization"]
-    autocomplete_fields = ["organization"]
-    date_hierarchy = "starts_on"
-    fieldsets = [
-        (None, {"fields": ["organization", "plan", "status", "starts_on", "ends_on"]}),
-        (
-            "Limits",
-            {
-                "fields": [
-                    "api_calls_per_period",
-                    "seats_per_environment",
-                    "tenants_per_environment",
-                    "tenants_type",
-                    "developer_seats",
-                    "nonprod_daily_api_calls",
-                ]
-            },
-        ),
-        (
-            "Features",
-            {
-                "fields": [
-                    "advanced_publishing_workflow",
-                    "aacl_teams",
-                    "aacl_private_files",
-                    "aacl_folder_level_permissions",
-                    "audit_logs",
-                    "record_locking",
-                ]
-            },
-        ),
-        (
-            "Overage policy",
-            {
-                "fields": [
-                    ("api_calls_overage", "api_calls_overage_factor"),
-                    ("seats_overage", "seats_overage_factor"),
-                    ("tenants_overage", "tenants_overage_factor"),
-                    ("developer_seats_overage", "developer_seats_overage_factor"),
-                    ("nonprod_daily_api_calls_overage", "nonprod_daily_api_calls_overage_factor"),
-                ]
-            },
-        ),
-    ]
 
 
 class EnvironmentInline(admin.TabularInline):
@@ -198,8 +192,9 @@ class EnvironmentInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "organization", "created_at"]
+class ProjectAdmin(AuditedAdmin):
+    list_display = ["slug", "name", "organization", when("created_at", "created")]
+    list_filter = [organization_filter("organization")]
     search_fields = ["slug", "name", "organization__slug", "organization__name"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
@@ -217,10 +212,21 @@ class ApiKeyInline(admin.TabularInline):
         return False
 
 
+def _set_status(enabled: bool):
+    def apply(request: HttpRequest, environment: Environment, reason: str) -> bool:
+        before = environment.status
+        environment_set_status(
+            environment=environment, enabled=enabled, actor=Actor.of(request.user), reason=reason
+        )
+        return environment.status != before
+
+    return apply
+
+
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(AuditedAdmin):
     list_display = ["name", "project", "kind", "status", "owner", "created_at"]
-    list_filter = ["kind", "status"]
+    list_filter = ["kind", "status", organization_filter("project__organization")]
     search_fields = [
         "name",
         "project__slug",
@@ -231,7 +237,22 @@ class EnvironmentAdmin(admin.ModelAdmin):
     list_select_related = ["project__organization", "owner"]
     autocomplete_fields = ["project", "owner"]
     inlines = [ApiKeyInline]
-    actions = ["disable", "enable"]
+    actions = [
+        reason_action(
+            name="disable",
+            description="Disable selected environments (stops keys and licenses)",
+            permission="change",
+            done="Disabled",
+            apply=_set_status(False),
+        ),
+        reason_action(
+            name="enable",
+            description="Enable selected environments",
+            permission="change",
+            done="Enabled",
+            apply=_set_status(True),
+        ),
+    ]
 
     def has_delete_permission(self, request: HttpRequest, obj: Environment | None = None) -> bool:
         if obj is not None and obj.kind == EnvironmentKind.PRODUCTION:
@@ -247,16 +268,6 @@ class EnvironmentAdmin(admin.ModelAdmin):
                 f"{kept} production environment(s) kept: they cannot be deleted.",
                 messages.WARNING,
             )
-
-    @admin.action(description="Disable selected environments (stops keys and licenses)")
-    def disable(self, request: HttpRequest, queryset: QuerySet[Environment]) -> None:
-        for environment in queryset:
-            environment_set_status(environment=environment, enabled=False)
-
-    @admin.action(description="Enable selected environments")
-    def enable(self, request: HttpRequest, queryset: QuerySet[Environment]) -> None:
-        for environment in queryset:
-            environment_set_status(environment=environment, enabled=True)
 
 
 class ApiKeyStateFilter(admin.SimpleListFilter):
@@ -274,27 +285,39 @@ class ApiKeyStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _revoke_key(request: HttpRequest, api_key: ApiKey, reason: str) -> bool:
+    if api_key.revoked_at is not None:
+        return False
+    api_key_revoke(api_key=api_key, actor=Actor.of(request.user), reason=reason)
+    return True
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ConsoleAdmin):
     """Keys are shown by prefix and last four only; staff can revoke, never read them."""
 
     list_display = [
         "display",
         "name",
         "environment",
-        "created_at",
-        "last_used_at",
-        "expires_at",
-        "revoked_at",
+        when("created_at", "created"),
+        when("last_used_at", "last used"),
+        when("expires_at", "expires"),
+        when("revoked_at", "revoked"),
     ]
-    list_filter = [ApiKeyStateFilter, "environment__kind"]
+    list_filter = [
+        ApiKeyStateFilter,
+        "environment__kind",
+        organization_filter("environment__project__organization"),
+    ]
     search_fields = [
-        "prefix",
+        "=prefix",
         "name",
         "environment__project__slug",
         "environment__project__organization__slug",
     ]
     list_select_related = ["environment__project__organization"]
+    ordering = ["-pk"]  # newest first from the primary key; created_at has no index
     fields = [
         "display",
         "name",
@@ -306,32 +329,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "replaced_by",
     ]
-    readonly_fields = [
-        "display",
-        "environment",
-        "created_by",
-        "created_at",
-        "last_used_at",
-        "revoked_at",
-        "replaced_by",
+    readonly_fields = fields
+    actions = [
+        reason_action(
+            name="revoke",
+            description="Revoke selected API keys",
+            permission="revoke",
+            done="Revoked",
+            apply=_revoke_key,
+        )
     ]
-    actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A key made here could never be shown to anyone: issue keys through the product.
         return False
 
-    @admin.action(description="Revoke selected API keys")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        count = 0
-        for api_key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(api_key=api_key)
-            count += 1
-        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # revoke instead: the key's history stays
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.revoke_apikey")
 
 
-# Seats, access tokens and CLI logins (team): registered from their own module.
-from accounts import admin_team  # noqa: E402, F401
-
-# Licensing's admin pages live with the licensing package.
+# Contracts and templates, the audit trail, team objects and licensing: their own modules.
+from accounts import admin_audit, admin_contracts, admin_team  # noqa: E402, F401
 from accounts.licensing import admin as _licensing_admin  # noqa: E402, F401

@@ -9,13 +9,15 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
+from accounts.admin_kit import ConsoleAdmin, organization_filter, reason_action
 from accounts.models import CliLoginSession, DeveloperSeat, PersonalAccessToken
 from accounts.services import access
+from accounts.services.audit import Actor
+from accounts.services.seats import seat_release
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(ConsoleAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -27,7 +29,10 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(DeveloperSeat)
 class DeveloperSeatAdmin(_ReadOnlyAdmin):
     list_display = ["user", "membership", "project", "assigned_at", "assigned_by", "freed_at"]
-    list_filter = [("freed_at", admin.EmptyFieldListFilter)]
+    list_filter = [
+        ("freed_at", admin.EmptyFieldListFilter),
+        organization_filter("project__organization"),
+    ]
     search_fields = [
         "user__email",
         "project__slug",
@@ -40,13 +45,17 @@ class DeveloperSeatAdmin(_ReadOnlyAdmin):
         "membership__organization",
         "project__organization",
     ]
-    actions = ["free"]
-
-    @admin.action(description="Free selected developer seats")
-    def free(self, request: HttpRequest, queryset: QuerySet[DeveloperSeat]) -> None:
-        # Conditional update: seats freed already keep their first time.
-        count = queryset.filter(freed_at__isnull=True).update(freed_at=timezone.now())
-        self.message_user(request, f"Freed {count} developer seat(s).", messages.SUCCESS)
+    actions = [
+        reason_action(
+            name="free",
+            description="Free selected developer seats",
+            permission="change",
+            done="Freed",
+            apply=lambda request, seat, reason: seat_release(
+                seat=seat, actor=Actor.of(request.user), reason=reason
+            ),
+        )
+    ]
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         # Actions need change permission; the form itself has nothing editable.
@@ -57,7 +66,7 @@ class DeveloperSeatAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(PersonalAccessToken)
-class PersonalAccessTokenAdmin(admin.ModelAdmin):
+class PersonalAccessTokenAdmin(ConsoleAdmin):
     list_display = [
         "display",
         "user",

@@ -31,6 +31,12 @@ def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+def add_months(day: dt.date, n: int) -> dt.date:
+    """The same day of the month n months later (the month's last day when it is shorter)."""
+    year, month = _add_months(day.year, day.month, n)
+    return _anchored(year, month, day.day)
+
+
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 

@@ -2,9 +2,6 @@ from django.contrib import admin
 
 from controlpanel.models import JobRun
 
-admin.site.site_header = "Control Panel staff"
-admin.site.site_title = "Control Panel"
-
 
 @admin.register(JobRun)
 class JobRunAdmin(admin.ModelAdmin):

@@ -43,13 +43,15 @@ PUBLIC_URL = env.str("PUBLIC_URL", default="").rstrip("/")
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "controlpanel.staff.apps.ConsoleAdminConfig",  # django.contrib.admin, with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # ExclusionConstraint and range fields (contracts never overlap).
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "accounts",
@@ -275,6 +277,9 @@ CLI_LOGIN_POLL_INTERVAL = env.float("CLI_LOGIN_POLL_INTERVAL", default=3.0)
 RATE_LIMIT_LOGIN = env.str("RATE_LIMIT_LOGIN", default="10/300")
 RATE_LIMIT_INVITATION_ACCEPT = env.str("RATE_LIMIT_INVITATION_ACCEPT", default="10/300")
 RATE_LIMIT_CLI_SESSIONS = env.str("RATE_LIMIT_CLI_SESSIONS", default="20/600")
+# Failed sign-ins of one address that make an audit event ("count/seconds": the Nth failure
+# within the window is recorded once; owners see it in their organization's trail).
+SIGN_IN_FAILURE_AUDIT = env.str("SIGN_IN_FAILURE_AUDIT", default="5/900")
 # Reverse proxies in front of the app: the client IP is that many hops from the right of
 # X-Forwarded-For (0: use the connection's address).
 RATE_LIMIT_PROXY_COUNT = env.int("RATE_LIMIT_PROXY_COUNT", default=0)

@@ -153,6 +153,10 @@ class UsageRollup(models.Model):
         indexes = [
             # Contract evaluation: all environments' rollups of one metric over a period.
             models.Index(fields=["metric", "hour"], name="usage_rollup_metric_hour"),
+            # The admin's list across environments, newest first, with or without a date
+            # range. Written once per new (environment, metric, hour) row, never by the
+            # `total = total + n` updates (they change no indexed column and stay HOT).
+            models.Index(fields=["-hour", "-id"], name="usage_rollup_hour_id"),
         ]
 
     def __str__(self) -> str:
@@ -189,6 +193,8 @@ class UsageDay(models.Model):
         indexes = [
             # Contract evaluation: every environment's days of one metric since a date.
             models.Index(fields=["metric", "day"], name="usage_day_metric_day"),
+            # The admin's list across environments, newest first: as usage_rollup_hour_id.
+            models.Index(fields=["-day", "-id"], name="usage_day_day_id"),
         ]
 
     def __str__(self) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
+from accounts.admin_kit import AtScaleAdmin, organization_filter, reason_action, when
 from accounts.licensing import services
 from accounts.models import License, SigningKey
+from accounts.services.audit import Actor
 
 
 class LicenseStateFilter(admin.SimpleListFilter):
@@ -25,23 +28,33 @@ class LicenseStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _revoke(request: HttpRequest, record: License, reason: str) -> bool:
+    if record.revoked_at is not None:
+        return False
+    services.license_revoke(
+        license=record, by=request.user, actor=Actor.of(request.user), reason=reason
+    )
+    return True
+
+
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(AtScaleAdmin):
     """Issued licenses are facts: read-only, except that staff can revoke them."""
 
     list_display = [
         "jti",
         "kind",
         "subject",
-        "organization",
+        "status",
         "kid",
-        "issued_at",
-        "expires_at",
-        "revoked_at",
+        when("issued_at", "issued"),
+        when("expires_at", "expires"),
     ]
-    list_filter = [LicenseStateFilter, "kind"]
-    search_fields = ["jti", "subject", "organization__slug", "project__slug"]
+    list_filter = [LicenseStateFilter, "kind", organization_filter("organization")]
+    search_fields = ["=jti", "subject", "organization__slug", "project__slug"]
     list_select_related = ["organization", "signing_key"]
+    # Newest first from the primary key (issue order): `-issued_at` would sort the table.
+    ordering = ["-pk"]
     date_hierarchy = "issued_at"
     readonly_fields = [
         "jti",
@@ -59,7 +72,15 @@ class LicenseAdmin(admin.ModelAdmin):
         "revoked_by",
     ]
     fields = readonly_fields
-    actions = ["revoke"]
+    actions = [
+        reason_action(
+            name="revoke",
+            description="Revoke selected licenses",
+            permission="revoke",
+            done="Revoked",
+            apply=_revoke,
+        )
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -69,22 +90,30 @@ class LicenseAdmin(admin.ModelAdmin):
 
     @admin.display(description="kid", ordering="signing_key__kid")
     def kid(self, obj: License) -> str:
-        return obj.signing_key.kid
+        return obj.signing_key.kid[:12] + "…"
 
-    @admin.action(description="Revoke selected licenses")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
-        count = 0
-        for record in queryset.filter(revoked_at__isnull=True):
-            services.license_revoke(license=record, by=request.user)
-            count += 1
-        self.message_user(request, f"Revoked {count} license(s).", messages.SUCCESS)
+    @admin.display(description="status")
+    def status(self, obj: License) -> str:
+        if obj.revoked_at is not None:
+            return f"revoked {obj.revoked_at:%Y-%m-%d}"
+        return "expired" if obj.expires_at <= timezone.now() else "valid"
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.revoke_license")
 
 
 @admin.register(SigningKey)
 class SigningKeyAdmin(admin.ModelAdmin):
     """Public keys only. Keys are managed with `manage.py license_keys`."""
 
-    list_display = ["kid", "status", "created_at", "retired_at", "withdrawn_at"]
+    list_display = [
+        "kid",
+        "state",
+        when("created_at"),
+        when("retired_at"),
+        when("withdrawn_at"),
+        "licenses_valid",
+    ]
     list_filter = ["status"]
     readonly_fields = ["kid", "public_jwk", "status", "created_at", "retired_at", "withdrawn_at"]
     fields = readonly_fields
@@ -94,3 +123,17 @@ class SigningKeyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj: SigningKey) -> str:
+        if obj.withdrawn_at is not None:
+            return "withdrawn (unpublished)"
+        return obj.get_status_display()
+
+    @admin.display(description="unexpired licenses")
+    def licenses_valid(self, obj: SigningKey) -> int:
+        # Served by license_key_expiry_idx (signing_key, expires_at); a handful of keys.
+        return obj.licenses.filter(expires_at__gt=timezone.now()).count()

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.licensing import documents, keys
 from accounts.licensing.selectors.caller import LicenseCaller
 from accounts.models import (
+    AuditKind,
     Contract,
     Environment,
     EnvironmentKind,
@@ -28,6 +29,7 @@ from accounts.models import (
     User,
 )
 from accounts.selectors.api_keys import API_KEY_SHAPE
+from accounts.services.audit import Actor, audit_record
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +186,11 @@ def _expiry(*, environment: Environment, contract: Contract, at: dt.datetime) ->
 
 
 def license_issue(
-    *, environment: Environment, contract: Contract, at: dt.datetime | None = None
+    *,
+    environment: Environment,
+    contract: Contract,
+    at: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> IssuedLicense:
     """Sign a license for `environment` under `contract` and record it. The caller has
     checked the standing (selectors.license_standing)."""
@@ -225,19 +231,28 @@ def license_issue(
     if personal:
         claims["developer"] = str(environment.owner_id)
     token = keys.sign(payload=claims, pair=pair)
-    record = License.objects.create(
-        jti=claims["jti"],
-        kind=claims["license"],
-        subject=claims["sub"],
-        organization=organization,
-        project=project,
-        environment=environment,
-        developer_id=environment.owner_id if personal else None,
-        signing_key=key,
-        claims=claims,
-        issued_at=at,
-        expires_at=expires,
-    )
+    with transaction.atomic():  # the record and its audit event
+        record = License.objects.create(
+            jti=claims["jti"],
+            kind=claims["license"],
+            subject=claims["sub"],
+            organization=organization,
+            project=project,
+            environment=environment,
+            developer_id=environment.owner_id if personal else None,
+            signing_key=key,
+            claims=claims,
+            issued_at=at,
+            expires_at=expires,
+        )
+        audit_record(
+            actor=actor or Actor.system("license_issue"),
+            kind=AuditKind.LICENSE_ISSUED,
+            organization=organization,
+            target=record,
+            details={"jti": record.jti, "expires_at": expires.isoformat()},
+            at=at,
+        )
     answer = {"license": documents.encode_document(document), "token": token}
     return IssuedLicense(record=record, token=token, answer=answer)
 
@@ -335,15 +350,31 @@ def _issue_for(caller: LicenseCaller) -> IssuedLicense:
         pk=caller.environment_id
     )
     contract = Contract.objects.get(pk=caller.contract_id)
-    return license_issue(environment=environment, contract=contract)
+    # The key's id is all the caller query has; the admin shows the key from it.
+    actor = Actor(
+        kind="api_key", label=f"API key #{caller.api_key_id}", api_key_id=caller.api_key_id
+    )
+    return license_issue(environment=environment, contract=contract, actor=actor)
 
 
-def license_revoke(*, license: License, by: User | None = None) -> License:
+@transaction.atomic  # the revocation and its audit record
+def license_revoke(
+    *, license: License, by: User | None = None, actor: Actor | None = None, reason: str = ""
+) -> License:
     """Revoke a license. A cached answer carrying it stops being served at once: the
     license endpoint checks the cached license's revocation on every request."""
     # Conditional update: revoking twice keeps the first revocation.
-    License.objects.filter(pk=license.pk, revoked_at__isnull=True).update(
+    changed = License.objects.filter(pk=license.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_by=by
     )
     license.refresh_from_db(fields=["revoked_at", "revoked_by"])
+    if changed:
+        audit_record(
+            actor=actor or Actor.of_or_system(by, "license_revoke"),
+            kind=AuditKind.LICENSE_REVOKED,
+            organization=license.organization,
+            target=license,
+            reason=reason,
+            details={"jti": license.jti},
+        )
     return license

@@ -11,6 +11,7 @@ from accounts.models.access import (
     CliSessionStatus,
     PersonalAccessToken,
 )
+from accounts.models.audit import ActorKind, AuditEvent, AuditKind
 from accounts.models.contracts import (
     API_CALLS,
     DEVELOPER_SEATS,
@@ -21,6 +22,7 @@ from accounts.models.contracts import (
     Contract,
     ContractStatus,
     OverageMode,
+    PlanTemplate,
     TenantLimitType,
 )
 from accounts.models.licensing import License, LicenseKind, SigningKey, SigningKeyStatus
@@ -54,7 +56,10 @@ __all__ = [
     "NONPROD_DAILY_API_CALLS",
     "SEATS",
     "TENANTS",
+    "ActorKind",
     "ApiKey",
+    "AuditEvent",
+    "AuditKind",
     "CliLoginKind",
     "CliLoginSession",
     "CliSessionStatus",
@@ -72,6 +77,7 @@ __all__ = [
     "Organization",
     "OverageMode",
     "PersonalAccessToken",
+    "PlanTemplate",
     "Project",
     "ProtectedEnvironmentError",
     "Role",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateRangeField, RangeOperators
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.utils import timezone
 
 from accounts import periods
@@ -55,12 +57,12 @@ def _policy_fields(metric: str) -> tuple[models.CharField, models.DecimalField]:
     return mode, factor
 
 
-def _policy_constraints(metric: str) -> list[models.CheckConstraint]:
+def _policy_constraints(metric: str, prefix: str = "contract") -> list[models.CheckConstraint]:
     mode, factor = f"{metric}_overage", f"{metric}_overage_factor"
     return [
         models.CheckConstraint(
             condition=Q(**{f"{mode}__in": [m.value for m in OverageMode]}),
-            name=f"contract_{metric}_overage_valid",
+            name=f"{prefix}_{metric}_overage_valid",
         ),
         # A factor exactly when the mode needs one, and never below 1x.
         models.CheckConstraint(
@@ -75,28 +77,21 @@ def _policy_constraints(metric: str) -> list[models.CheckConstraint]:
                 )
                 | (~Q(**{mode: OverageMode.ALLOW_UP_TO}) & Q(**{f"{factor}__isnull": True}))
             ),
-            name=f"contract_{metric}_factor_valid",
+            name=f"{prefix}_{metric}_factor_valid",
         ),
     ]
 
 
-class Contract(models.Model):
-    """The terms of one organization for a span of time.
+class DateRange(models.Func):
+    """`daterange(starts_on, ends_on, '[)')`: a contract's span as PostgreSQL sees it."""
 
-    Billing periods are monthly, anchored on `starts_on`'s day (UTC). Limits of None mean
-    unlimited. At most one contract per organization is `active` (history is kept).
-    """
+    function = "DATERANGE"
+    output_field = DateRangeField()
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="contracts"
-    )
-    plan = models.CharField(max_length=100)
-    status = models.CharField(
-        max_length=16, choices=ContractStatus.choices, default=ContractStatus.ACTIVE
-    )
-    starts_on = models.DateField()
-    ends_on = models.DateField(help_text="First day no longer covered (exclusive).")
-    created_at = models.DateTimeField(default=timezone.now)
+
+class ContractTerms(models.Model):
+    """Limits, feature switches and overage policies: what a contract grants, and what a
+    plan template pre-fills."""
 
     api_calls_per_period = models.BigIntegerField(null=True, blank=True)
     seats_per_environment = models.PositiveIntegerField(null=True, blank=True)
@@ -126,12 +121,75 @@ class Contract(models.Model):
     )
 
     class Meta:
+        abstract = True
+
+    @staticmethod
+    def term_names() -> list[str]:
+        """The fields a template carries into a new contract."""
+        own = {"id", "name", "description", "months", "created_at"}
+        return [f.name for f in PlanTemplate._meta.concrete_fields if f.name not in own]
+
+
+class PlanTemplate(ContractTerms):
+    """A named set of terms that staff start a contract from (the contract copies them:
+    changing a template never changes a signed contract)."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="Becomes the contract's plan.")
+    description = models.CharField(max_length=200, blank=True)
+    months = models.PositiveIntegerField(default=12, help_text="Usual length of the term.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(api_calls_per_period__isnull=True) | Q(api_calls_per_period__gte=0),
+                name="plan_template_api_calls_nonnegative",
+            ),
+            *[c for m in METRICS for c in _policy_constraints(m, prefix="plan_template")],
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contract(ContractTerms):
+    """The terms of one organization for a span of time.
+
+    Billing periods are monthly, anchored on `starts_on`'s day (UTC). Limits of None mean
+    unlimited. An organization's `active` contracts never overlap (an exclusion
+    constraint), so a renewal can be scheduled ahead while the current term runs, and at
+    most one is in force on any day. Ended and superseded contracts are kept as history.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="contracts"
+    )
+    plan = models.CharField(max_length=100)
+    status = models.CharField(
+        max_length=16, choices=ContractStatus.choices, default=ContractStatus.ACTIVE
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField(help_text="First day no longer covered (exclusive).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
         ordering = ["organization", "-starts_on"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization"],
+            # No two active contracts of one organization cover the same day. GiST with
+            # btree_gist (migration 0005) for the equality on organization_id; the
+            # admin form reports a violation through Model.validate_constraints.
+            ExclusionConstraint(
+                name="contract_active_no_overlap",
+                expressions=[
+                    ("organization", RangeOperators.EQUAL),
+                    (DateRange("starts_on", "ends_on", Value("[)")), RangeOperators.OVERLAPS),
+                ],
                 condition=Q(status=ContractStatus.ACTIVE),
-                name="contract_one_active_per_organization",
+                violation_error_message=(
+                    "This organization already has an active contract covering some of "
+                    "these days: end it, shorten it, or start this one after it ends."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(ends_on__gt=models.F("starts_on")), name="contract_dates_ordered"

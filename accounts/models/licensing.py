@@ -101,6 +101,7 @@ class License(models.Model):
 
     class Meta:
         ordering = ["-issued_at"]
+        permissions = [("revoke_license", "Can revoke licenses")]
         indexes = [
             # Serves the JWKS query: "does this key still have a license that has not expired?"
             models.Index(fields=["signing_key", "expires_at"], name="license_key_expiry_idx"),

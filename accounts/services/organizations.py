@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import (
+    AuditKind,
     Contract,
     ContractStatus,
     Environment,
@@ -17,6 +18,7 @@ from accounts.models import (
     Role,
     User,
 )
+from accounts.services.audit import Actor, audit_record
 from accounts.services.errors import ServiceError
 
 
@@ -47,16 +49,53 @@ def membership_set(*, organization: Organization, user: User, role: str) -> Memb
 
 # --- contracts ------------------------------------------------------------------------
 @transaction.atomic
-def contract_activate(*, organization: Organization, **terms: object) -> Contract:
-    """Make a new contract the organization's active one; the previous one is kept as
-    history (`superseded`). The partial unique index allows one active contract only."""
+def contract_activate(
+    *, organization: Organization, actor: Actor | None = None, **terms: object
+) -> Contract:
+    """Make a new contract active; the active contracts it overlaps are kept as history
+    (`superseded`), while one that does not overlap (a renewal scheduled ahead) stays.
+    The exclusion constraint refuses overlapping active contracts in any case."""
     Organization.objects.select_for_update().get(pk=organization.pk)
-    organization.contracts.filter(status=ContractStatus.ACTIVE).update(
-        status=ContractStatus.SUPERSEDED
-    )
     contract = Contract(organization=organization, status=ContractStatus.ACTIVE, **terms)
+    organization.contracts.filter(
+        status=ContractStatus.ACTIVE,
+        starts_on__lt=contract.ends_on,
+        ends_on__gt=contract.starts_on,
+    ).update(status=ContractStatus.SUPERSEDED)
     contract.full_clean(exclude=["organization"])
     contract.save()
+    audit_record(
+        actor=actor or Actor.system("contract_activate"),
+        kind=AuditKind.CONTRACT_CREATED,
+        organization=organization,
+        target=contract,
+        details={
+            "plan": contract.plan,
+            "from": str(contract.starts_on),
+            "to": str(contract.ends_on),
+        },
+    )
+    return contract
+
+
+@transaction.atomic
+def contract_save(
+    *, contract: Contract, actor: Actor, changed: list[str] | None = None, reason: str = ""
+) -> Contract:
+    """Staff's create or edit of a contract (the admin form has validated it, the
+    exclusion constraint backs it). The organization's row lock serializes this with
+    `contract_activate`."""
+    Organization.objects.select_for_update().get(pk=contract.organization_id)
+    created = contract.pk is None
+    contract.save()
+    audit_record(
+        actor=actor,
+        kind=AuditKind.CONTRACT_CREATED if created else AuditKind.CONTRACT_CHANGED,
+        organization=contract.organization,
+        target=contract,
+        reason=reason,
+        details={"changed": changed or [], "status": contract.status},
+    )
     return contract
 
 
@@ -86,9 +125,24 @@ def environment_create(
     return environment
 
 
-def environment_set_status(*, environment: Environment, enabled: bool) -> Environment:
-    environment.status = EnvironmentStatus.ENABLED if enabled else EnvironmentStatus.DISABLED
-    environment.save(update_fields=["status"])
+@transaction.atomic  # the change and its audit record
+def environment_set_status(
+    *, environment: Environment, enabled: bool, actor: Actor | None = None, reason: str = ""
+) -> Environment:
+    status = EnvironmentStatus.ENABLED if enabled else EnvironmentStatus.DISABLED
+    # Conditional update: only a real change is recorded.
+    changed = (
+        Environment.objects.filter(pk=environment.pk).exclude(status=status).update(status=status)
+    )
+    environment.status = status
+    if changed:
+        audit_record(
+            actor=actor or Actor.system("environment_set_status"),
+            kind=AuditKind.ENVIRONMENT_ENABLED if enabled else AuditKind.ENVIRONMENT_DISABLED,
+            organization=environment.project.organization,
+            target=environment,
+            reason=reason,
+        )
     return environment
 
 

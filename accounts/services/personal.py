@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts import sealing
 from accounts.models import (
@@ -21,7 +20,8 @@ from accounts.models import (
     User,
 )
 from accounts.selectors.team import personal_key_current
-from accounts.services.api_keys import api_key_issue
+from accounts.services.api_keys import api_key_issue, api_key_revoke
+from accounts.services.audit import Actor
 from accounts.services.team import TeamError
 
 NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -125,7 +125,9 @@ def _get_or_create_locked(*, project: Project, user: User, name: str) -> tuple[E
 
 
 def _issue_sealed(*, environment: Environment, user: User) -> tuple[ApiKey, str]:
-    issued = api_key_issue(environment=environment, name="personal", created_by=user)
+    issued = api_key_issue(
+        environment=environment, name="personal", created_by=user, actor=Actor.of(user)
+    )
     # Kept encrypted so its developer's CLI can fetch it again (accounts.sealing).
     issued.api_key.sealed = sealing.seal(issued.plaintext)
     issued.api_key.save(update_fields=["sealed"])
@@ -141,9 +143,8 @@ def personal_environment_get_or_create(
     environment, created = _get_or_create_locked(project=project, user=user, name=name)
     if not created:
         # Rotation: every key of this environment stops now; the new one replaces them.
-        ApiKey.objects.filter(environment=environment, revoked_at=None).update(
-            revoked_at=timezone.now()
-        )
+        for old_key in ApiKey.objects.filter(environment=environment, revoked_at=None):
+            api_key_revoke(api_key=old_key, actor=Actor.of(user), reason="personal key re-issued")
     api_key, plaintext = _issue_sealed(environment=environment, user=user)
     environment.project = project
     return IssuedPersonalEnvironment(environment, api_key, plaintext, created)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import (
     DEVELOPER_SEATS,
+    AuditKind,
     DeveloperSeat,
     Membership,
     Organization,
@@ -19,6 +20,7 @@ from accounts.models import (
     Project,
 )
 from accounts.selectors.organizations import contract_active
+from accounts.services.audit import Actor, audit_record
 from accounts.services.team import TeamError, conflict, lock_organization, require_manager
 
 
@@ -60,9 +62,18 @@ def seat_assign(*, project: Project, membership: Membership, by: Membership) -> 
             "developer_seat_limit",
         )
     # The partial unique index (one held seat per member and project) backs this insert.
-    return DeveloperSeat.objects.create(membership=membership, project=project, assigned_by=by.user)
+    seat = DeveloperSeat.objects.create(membership=membership, project=project, assigned_by=by.user)
+    audit_record(
+        actor=Actor.of(by.user),
+        kind=AuditKind.SEAT_ASSIGNED,
+        organization=organization,
+        target=seat,
+        details={"email": membership.user.email, "project": project.slug},
+    )
+    return seat
 
 
+@transaction.atomic  # the freed seat and its audit record
 def seat_free(*, project: Project, membership: Membership, by: Membership) -> int:
     """Free the member's seat on `project`. Their personal environments stay, but new
     personal environments and licenses need a seat again."""
@@ -75,4 +86,29 @@ def seat_free(*, project: Project, membership: Membership, by: Membership) -> in
         raise TeamError(
             "This member holds no developer seat on this project.", code="not_found", status=404
         )
+    audit_record(
+        actor=Actor.of(by.user),
+        kind=AuditKind.SEAT_FREED,
+        organization=project.organization,
+        target=membership,
+        details={"email": membership.user.email, "project": project.slug},
+    )
     return freed
+
+
+@transaction.atomic  # the freed seat and its audit record
+def seat_release(*, seat: DeveloperSeat, actor: Actor, reason: str = "") -> bool:
+    """Staff free a seat (the admin). True when this call freed it."""
+    # Conditional update: freeing twice keeps the first time.
+    freed = DeveloperSeat.objects.filter(pk=seat.pk, freed_at=None).update(freed_at=timezone.now())
+    if freed:
+        seat.refresh_from_db()
+        audit_record(
+            actor=actor,
+            kind=AuditKind.SEAT_FREED,
+            organization=seat.project.organization,
+            target=seat,
+            reason=reason,
+            details={"email": seat.user.email if seat.user else "", "project": seat.project.slug},
+        )
+    return bool(freed)

@@ -24,6 +24,7 @@ from accounts import tokens
 from accounts.models import (
     MANAGER_ROLES,
     ApiKey,
+    AuditKind,
     DeveloperSeat,
     Environment,
     EnvironmentKind,
@@ -35,6 +36,7 @@ from accounts.models import (
     Role,
     User,
 )
+from accounts.services.audit import Actor, audit_record
 from accounts.services.errors import ServiceError
 
 INVITATION_KIND = "cpi"
@@ -163,6 +165,13 @@ def invitation_create(
         invitation.save(update_fields=list(fields))
     url = invitation_accept_url(issued.plaintext, base_url=base_url)
     _send_invitation(invitation, url, by.user)
+    audit_record(
+        actor=Actor.of(by.user),
+        kind=AuditKind.MEMBER_INVITED,
+        organization=organization,
+        target=invitation,
+        details={"email": email, "role": role},
+    )
     return IssuedInvitation(invitation, issued.plaintext, url)
 
 
@@ -240,9 +249,17 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             "This invitation was just used or revoked.", code="invitation_invalid", status=404
         )
     # The unique (organization, user) constraint backs this get-or-create.
-    membership, _ = Membership.objects.get_or_create(
+    membership, joined = Membership.objects.get_or_create(
         organization=invitation.organization, user=user, defaults={"role": invitation.role}
     )
+    if joined:
+        audit_record(
+            actor=Actor.of(user),
+            kind=AuditKind.MEMBER_JOINED,
+            organization=invitation.organization,
+            target=membership,
+            details={"role": membership.role, "invitation": invitation.pk},
+        )
     return membership
 
 
@@ -306,8 +323,17 @@ def member_set_role(*, membership: Membership, role: str, by: Membership) -> Mem
             "This is the organization's last owner: make someone else an owner first.",
             "last_owner",
         )
+    before = target.role
     target.role = role
     target.save(update_fields=["role"])
+    if before != role:
+        audit_record(
+            actor=Actor.of(actor.user),
+            kind=AuditKind.MEMBER_ROLE_CHANGED,
+            organization=membership.organization,
+            target=target,
+            details={"email": target.user.email, "from": before, "to": role},
+        )
     return target
 
 
@@ -354,5 +380,13 @@ def member_remove(*, membership: Membership, by: Membership) -> Removal:
     pats = PersonalAccessToken.objects.filter(user=target.user, revoked_at=None).update(
         revoked_at=now
     )
+    removal = Removal(seats, disabled, keys, pats)
+    audit_record(
+        actor=Actor.of(actor.user),
+        kind=AuditKind.MEMBER_REMOVED,
+        organization=membership.organization,
+        target=target,
+        details={"email": target.user.email, "role": target.role, **removal.__dict__},
+    )
     target.delete()
-    return Removal(seats, disabled, keys, pats)
+    return removal

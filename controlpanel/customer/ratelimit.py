@@ -17,6 +17,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
 
+from accounts.models import AuditKind, User
+from accounts.services.audit import Actor, audit_record
+
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE_RETRY_AFTER = 30
@@ -46,29 +49,63 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def hit(scope: str, key: str, rate: Rate, *, now: float | None = None) -> int | None:
-    """Count one attempt; the seconds to wait when over the limit, else None."""
-    now = time.time() if now is None else now
+def _count(scope: str, key: str, rate: Rate, now: float) -> int:
+    """The attempts of `key` in the current window, this one included."""
     window = int(now // rate.seconds)
     hashed = hashlib.sha256(key.encode()).hexdigest()[:32]  # no addresses or emails in keys
     name = f"ratelimit:{scope}:{hashed}:{window}"
     try:
         if cache.add(name, 1, timeout=rate.seconds + 1):
-            count = 1
-        else:
-            try:
-                count = cache.incr(name)
-            except ValueError:  # expired between add and incr
-                cache.add(name, 1, timeout=rate.seconds + 1)
-                count = 1
+            return 1
+        try:
+            return cache.incr(name)
+        except ValueError:  # expired between add and incr
+            cache.add(name, 1, timeout=rate.seconds + 1)
+            return 1
     except Exception as error:
         # A limiter that cannot count must neither fail open (unlimited guessing) nor
         # crash: the caller answers 503 with Retry-After.
         logger.warning("rate limit cache unavailable: %s", error)
         raise LimiterUnavailable from error
+
+
+def hit(scope: str, key: str, rate: Rate, *, now: float | None = None) -> int | None:
+    """Count one attempt; the seconds to wait when over the limit, else None."""
+    now = time.time() if now is None else now
+    count = _count(scope, key, rate, now)
     if count > rate.count:
+        window = int(now // rate.seconds)
         return max(1, math.ceil((window + 1) * rate.seconds - now))
     return None
+
+
+def sign_in_failed(email: str, *, now: float | None = None) -> bool:
+    """Count a failed sign-in of `email`. The failure that reaches SIGN_IN_FAILURE_AUDIT
+    within its window records one audit event (`cache.incr` is atomic, so exactly one
+    request sees the threshold). True when this call recorded it. Call it from any sign-in
+    form's failure path (the login page's `form_invalid`; allauth's adapter hook).
+    A cache outage skips the record rather than failing the sign-in page."""
+    rate = parse_rate(settings.SIGN_IN_FAILURE_AUDIT)
+    address = (email or "").strip().lower()
+    if not address:
+        return False
+    try:
+        count = _count(
+            "sign_in_failures", f"key:{address}", rate, time.time() if now is None else now
+        )
+    except LimiterUnavailable:
+        return False
+    if count != rate.count:
+        return False
+    user = User.objects.filter(email=address).first()
+    audit_record(
+        actor=Actor.system("sign-in guard"),
+        kind=AuditKind.SIGN_IN_FAILURES,
+        organization=None,
+        target=user,
+        details={"email": address, "failures": count, "window_seconds": rate.seconds},
+    )
+    return True
 
 
 def check(request: HttpRequest, scope: str, setting: str, *extra_keys: str) -> int | None:

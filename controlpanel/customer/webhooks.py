@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.services.audit import Actor
 from controlpanel.customer.base import OrgScopedView
 from metering.compliance import selectors, services
 from metering.compliance.models import WebhookEndpoint
@@ -133,5 +134,7 @@ class WebhookDetailView(_WebhookView):
 
     @extend_schema(operation_id="webhooks_destroy", responses={204: None, 404: _ERROR})
     def delete(self, request: Request, org: str, endpoint_id: int) -> Response:
-        services.webhook_endpoint_delete(endpoint=self._endpoint(request, org, endpoint_id))
+        services.webhook_endpoint_delete(
+            endpoint=self._endpoint(request, org, endpoint_id), actor=Actor.of(request.user)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

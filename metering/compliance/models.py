@@ -90,10 +90,35 @@ class OverageFlag(models.Model):
         related_name="+",
         db_index=False,  # partial index below: almost every flag has none
     )
+    # Staff resolve a flag the jobs would not (a billing settlement, a usage dispute) or
+    # waive it (the overage is accepted: no further action). Reasons are in the audit trail.
+    resolved_by = models.ForeignKey(
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # staff resolutions are rare; never queried by person
+        help_text="Set when staff resolved it; empty when the condition ended by itself.",
+    )
+    waived_at = models.DateTimeField(null=True, blank=True)
+    waived_by = models.ForeignKey(
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-raised_at"]
+        permissions = [
+            ("acknowledge_overageflag", "Can acknowledge overage flags"),
+            ("resolve_overageflag", "Can resolve overage flags"),
+            ("waive_overageflag", "Can waive overage flags"),
+        ]
         constraints = [
             # Raised once: evaluation inserts with ON CONFLICT DO NOTHING on this key.
             models.UniqueConstraint(
@@ -242,6 +267,7 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("resend_notification", "Can queue notifications again")]
         constraints = [
             # One message per topic and recipient, however often the producer runs.
             models.UniqueConstraint(

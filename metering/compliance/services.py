@@ -11,9 +11,15 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.models import AuditKind, Organization, User
+from accounts.services.audit import Actor, audit_record
 from metering.compliance import webhooks
-from metering.compliance.models import OverageFlag, WebhookEndpoint
+from metering.compliance.models import (
+    Notification,
+    NotificationStatus,
+    OverageFlag,
+    WebhookEndpoint,
+)
 
 MAX_ENDPOINTS_PER_ORGANIZATION = 10
 
@@ -93,6 +99,13 @@ def webhook_endpoint_create(
                 secret_last_four=secret[-4:],
                 created_by=created_by,
             )
+            audit_record(
+                actor=Actor.of_or_system(created_by, "webhook_endpoint_create"),
+                kind=AuditKind.WEBHOOK_ADDED,
+                organization=organization,
+                target=endpoint,
+                details={"url": url},
+            )
     except IntegrityError as exc:
         raise ComplianceError(
             "This organization already has a webhook endpoint with that URL.",
@@ -102,16 +115,92 @@ def webhook_endpoint_create(
     return endpoint, secret
 
 
-def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+@transaction.atomic  # the deletion and its audit record
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor | None = None) -> None:
+    audit_record(
+        actor=actor or Actor.system("webhook_endpoint_delete"),
+        kind=AuditKind.WEBHOOK_REMOVED,
+        organization=endpoint.organization,
+        target=endpoint,
+        details={"url": endpoint.url},
+    )
     endpoint.delete()
 
 
-def flag_acknowledge(*, flag: OverageFlag, by: User, note: str = "") -> OverageFlag:
-    # Conditional UPDATE: the first acknowledgement wins.
-    OverageFlag.objects.filter(pk=flag.pk, acknowledged_at__isnull=True).update(
+# --- staff triage -------------------------------------------------------------------------
+# Each takes the reason staff gave; it is kept in the audit trail with the change, in one
+# transaction. Conditional UPDATEs: of two staff acting at once, one change wins and only
+# that one is recorded.
+
+
+def _flag_audit(flag: OverageFlag, kind: AuditKind, by: User, reason: str) -> None:
+    audit_record(
+        actor=Actor.of(by),
+        kind=kind,
+        organization=flag.organization,
+        target=flag,
+        reason=reason,
+        details={"metric": flag.metric, "level": flag.level, "scope": flag.scope},
+    )
+
+
+@transaction.atomic
+def flag_acknowledge(*, flag: OverageFlag, by: User, note: str = "", reason: str = "") -> bool:
+    """True when this call acknowledged it (the first acknowledgement wins)."""
+    changed = OverageFlag.objects.filter(pk=flag.pk, acknowledged_at__isnull=True).update(
         acknowledged_at=timezone.now(), acknowledged_by=by
     )
     if note:
         OverageFlag.objects.filter(pk=flag.pk).update(note=note)
     flag.refresh_from_db()
-    return flag
+    if changed:
+        _flag_audit(flag, AuditKind.FLAG_ACKNOWLEDGED, by, reason or note)
+    return bool(changed)
+
+
+@transaction.atomic
+def flag_resolve(*, flag: OverageFlag, by: User, reason: str) -> bool:
+    """Close an open flag by hand. A gauge flag whose condition still holds is raised
+    again by the next evaluation (it reopens), so this ends what has really ended."""
+    now = timezone.now()
+    changed = OverageFlag.objects.filter(pk=flag.pk, resolved_at__isnull=True).update(
+        resolved_at=now, resolved_by=by
+    )
+    flag.refresh_from_db()
+    if changed:
+        _flag_audit(flag, AuditKind.FLAG_RESOLVED, by, reason)
+    return bool(changed)
+
+
+@transaction.atomic
+def flag_waive(*, flag: OverageFlag, by: User, reason: str) -> bool:
+    """Accept the overage: the flag stays as the record of it, marked waived."""
+    changed = OverageFlag.objects.filter(pk=flag.pk, waived_at__isnull=True).update(
+        waived_at=timezone.now(), waived_by=by
+    )
+    flag.refresh_from_db()
+    if changed:
+        _flag_audit(flag, AuditKind.FLAG_WAIVED, by, reason)
+    return bool(changed)
+
+
+@transaction.atomic
+def notification_resend(*, notification: Notification, by: User, reason: str = "") -> bool:
+    """Queue a failed or pending message again, now. A sent one is never sent twice."""
+    changed = (
+        Notification.objects.filter(pk=notification.pk)
+        .exclude(status=NotificationStatus.SENT)
+        .update(
+            status=NotificationStatus.PENDING, next_attempt_at=timezone.now(), claimed_until=None
+        )
+    )
+    if changed:
+        audit_record(
+            actor=Actor.of(by),
+            kind=AuditKind.NOTIFICATION_RESENT,
+            organization=notification.organization,
+            target=notification,
+            reason=reason,
+            details={"attempts": notification.attempts, "status": notification.status},
+        )
+    return bool(changed)

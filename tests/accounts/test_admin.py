@@ -58,7 +58,12 @@ def test_staff_can_revoke_keys_with_the_admin_action(client, staff_user, tenant)
     api_key = ApiKey.objects.get(environment=tenant.production)
     response = client.post(
         _url(ApiKey, "changelist"),
-        {"action": "revoke", "_selected_action": [api_key.pk]},
+        {
+            "action": "revoke",
+            "_selected_action": [api_key.pk],
+            "apply_reason": "1",
+            "reason": "leaked in a build log",
+        },
         follow=True,
     )
     assert response.status_code == 200

@@ -74,7 +74,13 @@ def test_staff_revoke_tokens_and_free_seats(client, staff_user, things):
     assert access.pat_authenticate(things["token"].plaintext) is None
     seat = DeveloperSeat.objects.get()
     client.post(
-        _url(DeveloperSeat, "changelist"), {"action": "free", "_selected_action": [seat.pk]}
+        _url(DeveloperSeat, "changelist"),
+        {
+            "action": "free",
+            "_selected_action": [seat.pk],
+            "apply_reason": "1",
+            "reason": "left the company",
+        },
     )
     seat.refresh_from_db()
     assert seat.freed_at is not None

@@ -55,9 +55,20 @@ def test_staff_revoke_in_the_admin(client, tenant, staff_user):
 
     page = client.get(f"/admin/accounts/license/{record.pk}/change/")
     assert page.status_code == 200
+    asked = client.post(
+        "/admin/accounts/license/", {"action": "revoke", "_selected_action": [record.pk]}
+    )
+    assert asked.status_code == 200 and b'name="reason"' in asked.content  # why, first
+    record.refresh_from_db()
+    assert record.revoked_at is None
     response = client.post(
         "/admin/accounts/license/",
-        {"action": "revoke", "_selected_action": [record.pk]},
+        {
+            "action": "revoke",
+            "_selected_action": [record.pk],
+            "apply_reason": "1",
+            "reason": "contract cancelled",
+        },
     )
 
     assert response.status_code == 302

@@ -66,14 +66,19 @@ def test_staff_acknowledge_flags(client, staff_user, flagged):
     flag = OverageFlag.objects.get()
     response = client.post(
         _url(OverageFlag, "changelist"),
-        {"action": "acknowledge", "_selected_action": [flag.pk]},
+        {
+            "action": "acknowledge",
+            "_selected_action": [flag.pk],
+            "apply_reason": "1",
+            "reason": "customer called",
+        },
     )
     assert response.status_code == 302
     flag.refresh_from_db()
     assert flag.acknowledged_by == staff_user and flag.acknowledged_at is not None
 
 
-def test_retry_now_requeues_failed_rows_but_never_sent_ones(client, staff_user, flagged):
+def test_resend_requeues_failed_rows_but_never_sent_ones(client, staff_user, flagged):
     Notification.objects.filter(channel="webhook").update(status="failed")
     with time_machine.travel(NOW, tick=False):
         assert notifications.send_pending().sent == 2
@@ -81,8 +86,10 @@ def test_retry_now_requeues_failed_rows_but_never_sent_ones(client, staff_user, 
     client.post(
         _url(Notification, "changelist"),
         {
-            "action": "retry_now",
+            "action": "resend",
             "_selected_action": list(Notification.objects.values_list("pk", flat=True)),
+            "apply_reason": "1",
+            "reason": "the endpoint is fixed",
         },
     )
     assert sorted(Notification.objects.values_list("channel", "status")) == [
