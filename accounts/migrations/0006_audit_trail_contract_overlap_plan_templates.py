@@ -1,6 +1,6 @@
 """The audit trail (append-only: a trigger refuses UPDATE and DELETE), plan templates,
-and contracts whose active terms never overlap (an exclusion constraint, which needs
-btree_gist for the equality on organization_id)."""
+and contracts whose active terms never overlap (a GiST exclusion constraint over the
+organization's id as a one-value range and the days)."""
 
 import accounts.models.contracts
 import django.contrib.postgres.constraints
@@ -8,7 +8,6 @@ import django.db.models.deletion
 import django.utils.timezone
 from decimal import Decimal
 from django.conf import settings
-from django.contrib.postgres.operations import BtreeGistExtension
 from django.db import migrations, models
 
 
@@ -40,7 +39,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        BtreeGistExtension(),
         migrations.AlterModelOptions(
             name='apikey',
             options={'ordering': ['-created_at'], 'permissions': [('revoke_apikey', 'Can revoke API keys')]},
@@ -109,7 +107,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='contract',
-            constraint=django.contrib.postgres.constraints.ExclusionConstraint(condition=models.Q(('status', 'active')), expressions=[('organization', '='), (accounts.models.contracts.DateRange('starts_on', 'ends_on', models.Value('[)')), '&&')], name='contract_active_no_overlap', violation_error_message='This organization already has an active contract covering some of these days: end it, shorten it, or start this one after it ends.'),
+            constraint=django.contrib.postgres.constraints.ExclusionConstraint(condition=models.Q(('status', 'active')), expressions=[(accounts.models.contracts.IdRange('organization', 'organization', models.Value('[]')), '&&'), (accounts.models.contracts.DateRange('starts_on', 'ends_on', models.Value('[)')), '&&')], name='contract_active_no_overlap', violation_error_message='This organization already has an active contract covering some of these days: end it, shorten it, or start this one after it ends.'),
         ),
         migrations.AddField(
             model_name='auditevent',

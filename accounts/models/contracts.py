@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import DateRangeField, RangeOperators
+from django.contrib.postgres.fields import BigIntegerRangeField, DateRangeField, RangeOperators
 from django.db import models
 from django.db.models import Q, Value
 from django.utils import timezone
@@ -87,6 +87,15 @@ class DateRange(models.Func):
 
     function = "DATERANGE"
     output_field = DateRangeField()
+
+
+class IdRange(models.Func):
+    """`int8range(id, id, '[]')`: one id as a range, so that "same organization" is a
+    range overlap GiST indexes natively (no btree_gist, which not every PostgreSQL build
+    ships: the embedded server's does not)."""
+
+    function = "INT8RANGE"
+    output_field = BigIntegerRangeField()
 
 
 class ContractTerms(models.Model):
@@ -176,13 +185,13 @@ class Contract(ContractTerms):
     class Meta:
         ordering = ["organization", "-starts_on"]
         constraints = [
-            # No two active contracts of one organization cover the same day. GiST with
-            # btree_gist (migration 0005) for the equality on organization_id; the
-            # admin form reports a violation through Model.validate_constraints.
+            # No two active contracts of one organization cover the same day. A GiST
+            # exclusion over two ranges (the organization's id as a one-value range, the
+            # days); the admin form reports a violation through Model.validate_constraints.
             ExclusionConstraint(
                 name="contract_active_no_overlap",
                 expressions=[
-                    ("organization", RangeOperators.EQUAL),
+                    (IdRange("organization", "organization", Value("[]")), RangeOperators.OVERLAPS),
                     (DateRange("starts_on", "ends_on", Value("[)")), RangeOperators.OVERLAPS),
                 ],
                 condition=Q(status=ContractStatus.ACTIVE),

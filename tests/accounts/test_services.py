@@ -47,8 +47,9 @@ def test_contract_activate_keeps_history_and_one_active_contract():
     second = contract_activate(
         organization=organization,
         plan="enterprise",
-        starts_on=dt.date(2026, 1, 1),
-        ends_on=dt.date(2027, 1, 1),
+        # Overlapping the first contract, which it therefore supersedes.
+        starts_on=first.starts_on + dt.timedelta(days=5),
+        ends_on=first.starts_on + dt.timedelta(days=370),
         seats_per_environment=50,
     )
     statuses = dict(Contract.objects.filter(organization=organization).values_list("pk", "status"))
