@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlpanel import health
+from controlpanel.web import urls as web_urls
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -16,5 +17,10 @@ urlpatterns = [
     path("", include("metering.urls")),
     path("", include("metering.compliance.urls")),
     path("", include("accounts.urls")),
+    path("", include(web_urls.site_patterns)),
     path("", include("controlpanel.customer.urls")),
+    # Last: `<org>/...` pages must not shadow any fixed path above.
+    path("", include((web_urls.org_patterns, "web"))),
 ]
+
+handler404 = "controlpanel.web.errors.not_found"

@@ -35,6 +35,7 @@ from accounts.models import (
     Role,
     User,
 )
+from accounts.services.emails import email_mark_verified
 from accounts.services.errors import ServiceError
 
 INVITATION_KIND = "cpi"
@@ -274,6 +275,8 @@ def invitation_accept_signup(
             f"An account for {invitation.email} exists already: sign in to accept.",
             "account_exists",
         ) from None
+    # The invitation link reached this address: it is verified.
+    email_mark_verified(user=user)
     return user, invitation_accept(token=token, user=user)
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from metering.compliance import webhooks
-from metering.compliance.models import OverageFlag, WebhookEndpoint
+from metering.compliance.models import Channel, Notification, OverageFlag, WebhookEndpoint
 
 MAX_ENDPOINTS_PER_ORGANIZATION = 10
 
@@ -115,3 +115,27 @@ def flag_acknowledge(*, flag: OverageFlag, by: User, note: str = "") -> OverageF
         OverageFlag.objects.filter(pk=flag.pk).update(note=note)
     flag.refresh_from_db()
     return flag
+
+
+def webhook_test_enqueue(*, endpoint: WebhookEndpoint, by: User | None) -> Notification:
+    """Queue a `test` event for one endpoint. The notification sender delivers it like any
+    other (signed, retried), so a test shows what real deliveries will do, and the page
+    that asked does no network I/O."""
+    now = timezone.now()
+    # The topic carries the time: each test is its own outbox row under the unique
+    # (topic, channel, recipient) key.
+    return Notification.objects.create(
+        organization_id=endpoint.organization_id,
+        endpoint=endpoint,
+        topic=f"test:{endpoint.pk}:{now.timestamp():.6f}"[:64],
+        channel=Channel.WEBHOOK,
+        recipient=endpoint.url,
+        subject=f"[Control Panel] test event for {endpoint.url}"[:300],
+        payload={
+            "type": "test",
+            "organization": endpoint.organization.slug,
+            "requested_by": by.email if by is not None else None,
+            "at": now.isoformat().replace("+00:00", "Z"),
+        },
+        next_attempt_at=now,
+    )
