@@ -150,6 +150,10 @@ class Overview:
         return None if self.period is None else (self.period.end - dt.timedelta(days=1)).date()
 
     @property
+    def contract_last_day(self) -> dt.date | None:
+        return None if self.contract is None else self.contract.ends_on - dt.timedelta(days=1)
+
+    @property
     def quota(self) -> int | None:
         return None if self.contract is None else self.contract.limit_for(API_CALLS)
 

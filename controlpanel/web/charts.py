@@ -23,11 +23,12 @@ class Line:
 
 
 def nice_ceiling(value: float) -> float:
-    """A round axis maximum at or above `value` (1, 2, 2.5 or 5 times a power of ten)."""
+    """A round axis maximum at or above `value` whose quarters are round too (1, 2, 4, 6
+    or 8 times a power of ten)."""
     if value <= 0:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):
         if value <= step * power:
             return step * power
     return 10 * power
@@ -80,7 +81,7 @@ def daily_bars(
             f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{width:.1f}" '
             f'height="{h:.1f}"><title>{day:%b %-d}: {value:,} calls</title></rect>'
         )
-        if day.day == 1 or i == 0:
+        if (day.day == 1 or i == 0) and i < len(days) - 6:
             body.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 10}">{day:%b %-d}</text>')
     for line in lines:
         y = TOP + plot_h - plot_h * line.value / top
@@ -88,8 +89,8 @@ def daily_bars(
             f'<line class="{line.css}" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         body.append(
-            f'<text class="label {line.css}-label" x="{WIDTH - RIGHT - 4}" y="{y - 5:.1f}" '
-            f'text-anchor="end">{escape(line.label)}</text>'
+            f'<text class="label {line.css}-label" x="{LEFT + 6}" y="{y - 5:.1f}">'
+            f"{escape(line.label)}</text>"
         )
     total = sum(v for _, v in days)
     description = (
@@ -137,8 +138,7 @@ def cumulative(
             f'<line class="quota" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         body.append(
-            f'<text class="label quota-label" x="{WIDTH - RIGHT - 4}" y="{y - 5:.1f}" '
-            f'text-anchor="end">quota {quota:,}</text>'
+            f'<text class="label quota-label" x="{LEFT + 6}" y="{y - 5:.1f}">quota {quota:,}</text>'
         )
     body.append(f'<text class="tick" x="{LEFT}" y="{HEIGHT - 10}">{start:%b %-d}</text>')
     body.append(

@@ -52,9 +52,24 @@ def _charts(overview: Overview) -> dict[str, object]:
     }
 
 
+LEVEL_ORDER = {"warning": 1, "exceeded": 2, "over_cap": 3}
+
+
+def _worst(flags: list) -> list:
+    """One flag per metric and scope: the highest level open (a metric at 100 % has its
+    80 % warning open too; saying both reads as two problems)."""
+    best: dict[tuple[str, str], object] = {}
+    for flag in flags:
+        key = (flag.metric, flag.scope)
+        held = best.get(key)
+        if held is None or LEVEL_ORDER.get(flag.level, 0) > LEVEL_ORDER.get(held.level, 0):
+            best[key] = flag
+    return [f for f in flags if best.get((f.metric, f.scope)) is f]
+
+
 def _context(membership: Membership) -> dict[str, object]:
     overview = organization_overview(organization=membership.organization)
-    flags = [(flag, flag_words(flag, overview.contract)) for flag in overview.flags]
+    flags = [(flag, flag_words(flag, overview.contract)) for flag in _worst(overview.flags)]
     return {
         "membership": membership,
         "overview": overview,
