@@ -36,7 +36,10 @@ RESERVED_SLUGS = frozenset(
 
 
 class SignupExtraForm(forms.Form):
-    """allauth's sign-up form gets these fields first (ACCOUNT_SIGNUP_FORM_CLASS)."""
+    """allauth's sign-up form gets these fields (ACCOUNT_SIGNUP_FORM_CLASS); it inherits
+    from this class, so `field_order` orders its fields too."""
+
+    field_order = ["organization", "name", "email", "password1", "password2"]
 
     organization = forms.CharField(
         label="Organization name",

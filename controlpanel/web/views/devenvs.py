@@ -13,7 +13,7 @@ from accounts.services.team import TeamError
 from controlpanel.web import audit
 from controlpanel.web.access import org_page
 from controlpanel.web.forms import PersonalEnvironmentForm
-from controlpanel.web.views.common import page
+from controlpanel.web.views.common import page, refused
 
 
 def _page(
@@ -80,6 +80,8 @@ def devenv_get(request: HttpRequest, membership: Membership, project: str) -> Ht
                 project=found, user=request.user, name=form.cleaned_data["name"]
             )
         except TeamError as error:
+            if error.code == "no_developer_seat":
+                return refused(request, error, "web:devenvs", membership.organization.slug)
             form.add_error("name", error.message)
         else:
             audit.record(request, "personal_environment.key_issued", target=issued.environment)

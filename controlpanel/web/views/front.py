@@ -14,7 +14,7 @@ def front_door(request: HttpRequest) -> HttpResponse:
     """Signed out: sign in. Signed in: the dashboard of the organization seen last (or
     the first one), or what to do without any."""
     if not request.user.is_authenticated:
-        return redirect("account_login")
+        return redirect("login")
     memberships = Membership.objects.filter(user=request.user).select_related("organization")
     last = request.session.get(LAST_ORG)
     chosen = None
