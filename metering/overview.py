@@ -159,12 +159,20 @@ class Overview:
 
 
 def _forecast(
-    *, daily: dict[dt.date, int], used: int, limit: int | None, period: periods.Period, at
+    *,
+    daily: dict[dt.date, int],
+    used: int,
+    limit: int | None,
+    period: periods.Period,
+    at: dt.datetime,
+    starts_on: dt.date,
 ) -> Forecast:
-    """At the last 7 days' rate: calls counted since midnight 6 days ago, over the time
-    elapsed since then (so today's partial day counts as the part of a day it is)."""
+    """At the last 7 days' rate: calls counted since midnight 6 days ago (or since the
+    contract began, if later), over the time elapsed since then, so today's partial day
+    counts as the part of a day it is and a new customer's first day is not diluted."""
     today = at.date()
-    since = dt.datetime.combine(today - dt.timedelta(days=FORECAST_DAYS - 1), dt.time(), dt.UTC)
+    first = max(today - dt.timedelta(days=FORECAST_DAYS - 1), starts_on)
+    since = dt.datetime.combine(first, dt.time(), dt.UTC)
     recent = sum(v for d, v in daily.items() if d >= since.date())
     elapsed_days = max((at - since).total_seconds() / 86400, 1 / 24)
     rate = recent / elapsed_days
@@ -293,6 +301,7 @@ def organization_overview(*, organization: Organization, at: dt.datetime | None 
         limit=contract.limit_for(API_CALLS),
         period=period,
         at=at,
+        starts_on=contract.starts_on,
     )
     overview.peaks = [
         EnvironmentPeak(

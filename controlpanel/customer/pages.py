@@ -1,80 +1,18 @@
-"""Browser pages of the team flows: sign in, approve a CLI login, accept an invitation."""
+"""Browser pages of the team flows: approve a CLI login, accept an invitation (sign-in and
+the account page: controlpanel.web)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts.models import CliSessionStatus, Membership, PersonalAccessToken, User
-from accounts.selectors import team as team_selectors
+from accounts.models import CliSessionStatus, User
 from accounts.services import access, team
 from controlpanel.customer import ratelimit
-
-
-class RateLimitedLoginView(LoginView):
-    """Django's login page; sign-in attempts are counted per client IP and per address."""
-
-    template_name = "customer/login.html"
-    redirect_authenticated_user = True
-    next_page = "account"  # without `next`, land on the account page
-
-    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        try:
-            wait = ratelimit.check(
-                request, "login", "RATE_LIMIT_LOGIN", request.POST.get("username", "")
-            )
-        except ratelimit.LimiterUnavailable:
-            return _unavailable(request)
-        if wait:
-            response = render(
-                request,
-                "customer/message.html",
-                {
-                    "title": "Too many sign-in attempts",
-                    "text": f"Try again in {wait} seconds.",
-                },
-                status=429,
-            )
-            response["Retry-After"] = str(wait)
-            return response
-        return super().post(request, *args, **kwargs)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def account(request: HttpRequest) -> HttpResponse:
-    """Who you are, your organizations and projects, and your access tokens (revocable)."""
-    if request.method == "POST":
-        raw = request.POST.get("revoke", "")
-        token = (
-            PersonalAccessToken.objects.filter(pk=int(raw), user=request.user).first()
-            if raw.isdigit()
-            else None
-        )
-        if token is None:
-            return _message(request, "Unknown token", "No such access token of yours.", 404)
-        access.pat_revoke(token=token)
-        return redirect("account")
-    memberships = (
-        Membership.objects.filter(user=request.user)
-        .select_related("organization")
-        .order_by("organization__slug")
-    )
-    return render(
-        request,
-        "customer/account.html",
-        {
-            "memberships": memberships,
-            "projects": team_selectors.projects_for_user(user=request.user),
-            "tokens": team_selectors.access_tokens_of(user=request.user),
-            "now": timezone.now(),
-        },
-    )
 
 
 def _unavailable(request: HttpRequest) -> HttpResponse:

@@ -12,9 +12,7 @@ PROJECT = f"{ORG}/projects/<slug:project>"
 
 urlpatterns = [
     # Pages
-    path("login/", pages.RateLimitedLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(next_page="login"), name="logout"),
-    path("account/", pages.account, name="account"),
     path("login/cli", pages.cli_login, name="cli-login"),
     path("invitations/accept", pages.invitation_accept, name="invitation-accept"),
     # The caller
