@@ -107,23 +107,32 @@ def _invitation(membership: Membership, invitation_id: int) -> Invitation:
     return get_object_or_404(Invitation, organization=membership.organization, pk=invitation_id)
 
 
+def _invitation_change(
+    request: HttpRequest, membership: Membership, invitation_id: int, *, resend: bool
+) -> HttpResponse:
+    invitation = _invitation(membership, invitation_id)
+    change = team.invitation_resend if resend else team.invitation_revoke
+    try:
+        change(invitation=invitation, by=membership)
+    except TeamError as error:
+        return refused(request, error, "web:team", membership.organization.slug)
+    audit.record(
+        request, "invitation.resent" if resend else "invitation.revoked", target=invitation
+    )
+    text = (
+        f"Invitation re-sent to {invitation.email}."
+        if resend
+        else f"Invitation for {invitation.email} revoked."
+    )
+    return done(request, text, "web:team", membership.organization.slug)
+
+
 @require_POST
 @org_page(manage=True)
 def invitation_resend(
     request: HttpRequest, membership: Membership, invitation_id: int
 ) -> HttpResponse:
-    invitation = _invitation(membership, invitation_id)
-    try:
-        team.invitation_resend(invitation=invitation, by=membership)
-    except TeamError as error:
-        return refused(request, error, "web:team", membership.organization.slug)
-    audit.record(request, "invitation.resent", target=invitation)
-    return done(
-        request,
-        f"Invitation re-sent to {invitation.email}.",
-        "web:team",
-        membership.organization.slug,
-    )
+    return _invitation_change(request, membership, invitation_id, resend=True)
 
 
 @require_POST
@@ -131,18 +140,7 @@ def invitation_resend(
 def invitation_revoke(
     request: HttpRequest, membership: Membership, invitation_id: int
 ) -> HttpResponse:
-    invitation = _invitation(membership, invitation_id)
-    try:
-        team.invitation_revoke(invitation=invitation, by=membership)
-    except TeamError as error:
-        return refused(request, error, "web:team", membership.organization.slug)
-    audit.record(request, "invitation.revoked", target=invitation)
-    return done(
-        request,
-        f"Invitation for {invitation.email} revoked.",
-        "web:team",
-        membership.organization.slug,
-    )
+    return _invitation_change(request, membership, invitation_id, resend=False)
 
 
 def _member(membership: Membership, user_id: int) -> Membership:

@@ -326,3 +326,36 @@ def test_sign_up_errors_keep_what_was_typed(db):
     assert 'value="nora@example.com"' in html
     assert 'id="id_organization_error"' in html
     assert not Organization.objects.exists()
+
+
+def test_destructive_actions_ask_for_confirmation(tenant):
+    seats.seat_assign(
+        project=tenant.project,
+        membership=Membership.objects.get(user=tenant.member),
+        by=Membership.objects.get(user=tenant.owner),
+    )
+    client = client_for(tenant.owner)
+    project = client.get("/acme/projects/website/").content.decode()
+    assert 'data-confirm="Revoke cpk_' in project
+    assert 'data-confirm="Disable production?' in project
+    team_page = client.get("/acme/team/").content.decode()
+    assert f'data-confirm="Remove {tenant.member.email}?' in team_page
+    assert f"data-confirm=\"Free {tenant.member.email}'s seat" in team_page
+
+
+def test_password_reset_by_email(tenant):
+    client = Client()
+    response = client.post("/accounts/password/reset/", {"email": tenant.member.email})
+    assert response.status_code == 302
+    link = re.search(
+        r"https?://testserver(/accounts/password/reset/key/[^\s]+)", mail.outbox[-1].body
+    )
+    page = client.get(link.group(1), follow=True)
+    assert page.status_code == 200
+    form_url = page.redirect_chain[-1][0] if page.redirect_chain else link.group(1)
+    done = client.post(
+        form_url, {"password1": "a brand new passphrase", "password2": "a brand new passphrase"}
+    )
+    assert done.status_code == 302
+    tenant.member.refresh_from_db()
+    assert tenant.member.check_password("a brand new passphrase")
