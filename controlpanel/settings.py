@@ -48,12 +48,18 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     # ExclusionConstraint and range fields (contracts never overlap).
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "accounts",
     "metering",
     "controlpanel",
@@ -70,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "controlpanel.urls"
@@ -77,17 +85,22 @@ WSGI_APPLICATION = "controlpanel.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
 
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "controlpanel" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "controlpanel.web.context.navigation",
             ],
         },
     },
@@ -227,6 +240,11 @@ SPECTACULAR_SETTINGS = {
         "accounts.licensing.openapi.license_paths",
         "metering.openapi.ingest_paths",
     ],
+    # The viewer's files come from drf-spectacular-sidecar's static files: /api/docs/ works
+    # without internet access (air-gapped installs).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Product settings ----------------------------------------------------------------------
@@ -308,3 +326,26 @@ INGEST_SQL_FAST_PATH = env.bool("INGEST_SQL_FAST_PATH", default=True)
 # Answer POST /api/v1/usage[/batch] in a WSGI fast lane in front of Django (same answers,
 # without Django's request handling and middleware); 0 sends them through Django.
 INGEST_WSGI_FAST_LANE = env.bool("INGEST_WSGI_FAST_LANE", default=True)
+
+# --- web UI and accounts (django-allauth) ---
+# Sign-in by email only; sign-up asks for an organization name too (controlpanel.web.signup).
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_SIGNUP_FORM_CLASS = "controlpanel.web.signup.SignupExtraForm"
+ACCOUNT_ADAPTER = "controlpanel.web.signup.AccountAdapter"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/login/"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Control Panel] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
+# Sign-in attempts are limited by RATE_LIMIT_LOGIN (controlpanel.customer.ratelimit), per
+# IP and per address, answering 503 when the cache is down; allauth's own login limits
+# would count the same attempts twice. Its other limits (sign-up, reset mails) stay.
+ACCOUNT_RATE_LIMITS = {"login": False, "login_failed": False}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Control Panel")
+# The dashboard refreshes its figures this often (seconds, htmx polling).
+DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=60)

@@ -4,19 +4,26 @@ CMS protocol's paths (`/orgs/...`, `/telemetry`, `/graphql`, `/clients/latest.js
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from controlpanel import health
+from controlpanel.web import urls as web_urls
+from controlpanel.web.schema import BrowsableSchemaView
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", BrowsableSchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("metering.urls")),
     path("", include("metering.compliance.urls")),
     path("", include("accounts.urls")),
     path("", include("controlpanel.cms.urls")),
+    path("", include(web_urls.site_patterns)),
     path("", include("controlpanel.customer.urls")),
+    # Last: `<org>/...` pages must not shadow any fixed path above.
+    path("", include((web_urls.org_patterns, "web"))),
 ]
+
+handler404 = "controlpanel.web.errors.not_found"

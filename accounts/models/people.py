@@ -73,6 +73,9 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by an owner: every member must have two-factor authentication to open the
+    # organization's pages (controlpanel.web.access).
+    mfa_required = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["slug"]

@@ -37,6 +37,7 @@ from accounts.models import (
     User,
 )
 from accounts.services.audit import Actor, audit_record
+from accounts.services.emails import email_mark_verified
 from accounts.services.errors import ServiceError
 
 INVITATION_KIND = "cpi"
@@ -294,6 +295,8 @@ def invitation_accept_signup(
             f"An account for {invitation.email} exists already: sign in to accept.",
             "account_exists",
         ) from None
+    # The invitation link reached this address: it is verified.
+    email_mark_verified(user=user)
     return user, invitation_accept(token=token, user=user)
 
 

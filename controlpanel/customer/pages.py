@@ -1,94 +1,18 @@
-"""Browser pages of the team flows: sign in, approve a CLI login, accept an invitation."""
+"""Browser pages of the team flows: approve a CLI login, accept an invitation (sign-in and
+the account page: controlpanel.web)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from accounts.models import (
-    MANAGER_ROLES,
-    CliSessionStatus,
-    Contract,
-    Membership,
-    PersonalAccessToken,
-    Project,
-    User,
-)
-from accounts.selectors import team as team_selectors
-from accounts.selectors.organizations import contract_active
+from accounts.models import CliSessionStatus, User
 from accounts.services import access, team
 from controlpanel.customer import ratelimit
-
-
-class RateLimitedLoginView(LoginView):
-    """Django's login page; sign-in attempts are counted per client IP and per address."""
-
-    template_name = "customer/login.html"
-    redirect_authenticated_user = True
-    next_page = "account"  # without `next`, land on the account page
-
-    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        try:
-            wait = ratelimit.check(
-                request, "login", "RATE_LIMIT_LOGIN", request.POST.get("username", "")
-            )
-        except ratelimit.LimiterUnavailable:
-            return _unavailable(request)
-        if wait:
-            response = render(
-                request,
-                "customer/message.html",
-                {
-                    "title": "Too many sign-in attempts",
-                    "text": f"Try again in {wait} seconds.",
-                },
-                status=429,
-            )
-            response["Retry-After"] = str(wait)
-            return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        ratelimit.sign_in_failed(self.request.POST.get("username", ""))
-        return super().form_invalid(form)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def account(request: HttpRequest) -> HttpResponse:
-    """Who you are, your organizations and projects, and your access tokens (revocable)."""
-    if request.method == "POST":
-        raw = request.POST.get("revoke", "")
-        token = (
-            PersonalAccessToken.objects.filter(pk=int(raw), user=request.user).first()
-            if raw.isdigit()
-            else None
-        )
-        if token is None:
-            return _message(request, "Unknown token", "No such access token of yours.", 404)
-        access.pat_revoke(token=token)
-        return redirect("account")
-    memberships = (
-        Membership.objects.filter(user=request.user)
-        .select_related("organization")
-        .order_by("organization__slug")
-    )
-    return render(
-        request,
-        "customer/account.html",
-        {
-            "memberships": memberships,
-            "projects": team_selectors.projects_for_user(user=request.user),
-            "tokens": team_selectors.access_tokens_of(user=request.user),
-            "now": timezone.now(),
-        },
-    )
 
 
 def _unavailable(request: HttpRequest) -> HttpResponse:
@@ -149,64 +73,6 @@ def cli_login(request: HttpRequest) -> HttpResponse:
             ),
         },
     )
-
-
-@login_required
-@require_http_methods(["GET"])
-def project_settings(request: HttpRequest, org: str, project: str) -> HttpResponse:
-    """Where the CMS sends a person when its license does not permit a feature
-    (`{WCP_APP_URL}/{orgId}/{projectId}/settings`): what the project's license allows, and
-    who in the organization can change it. Members only (404 otherwise)."""
-    membership = (
-        Membership.objects.select_related("organization")
-        .filter(user=request.user, organization__slug=org)
-        .first()
-    )
-    the_project = (
-        Project.objects.filter(organization=membership.organization, slug=project).first()
-        if membership
-        else None
-    )
-    if the_project is None:
-        return _message(
-            request,
-            "Project not found",
-            f"You are not a member of an organization with a project {org}/{project}.",
-            404,
-        )
-    contract = contract_active(organization=membership.organization)
-    managers = sorted(
-        Membership.objects.filter(
-            organization=membership.organization, role__in=MANAGER_ROLES
-        ).select_related("user"),
-        key=lambda m: (MANAGER_ROLES.index(m.role), m.user.email),  # owners first
-    )
-    return render(
-        request,
-        "customer/project_settings.html",
-        {
-            "organization": membership.organization,
-            "project": the_project,
-            "contract": contract,
-            "features": _features(contract) if contract else [],
-            "managers": [m for m in managers if m.user_id != request.user.pk],
-            "you_manage": membership.can_manage,
-        },
-    )
-
-
-def _features(contract: Contract) -> list[tuple[str, bool]]:
-    return [
-        ("Advanced publishing workflow", contract.advanced_publishing_workflow),
-        ("Teams (advanced access control)", contract.aacl_teams),
-        ("Private files (advanced access control)", contract.aacl_private_files),
-        (
-            "Folder-level permissions (advanced access control)",
-            contract.aacl_folder_level_permissions,
-        ),
-        ("Audit logs", contract.audit_logs),
-        ("Record locking", contract.record_locking),
-    ]
 
 
 @require_http_methods(["GET", "POST"])

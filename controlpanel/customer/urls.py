@@ -12,13 +12,9 @@ PROJECT = f"{ORG}/projects/<slug:project>"
 
 urlpatterns = [
     # Pages
-    path("login/", pages.RateLimitedLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(next_page="login"), name="logout"),
-    path("account/", pages.account, name="account"),
     path("login/cli", pages.cli_login, name="cli-login"),
     path("invitations/accept", pages.invitation_accept, name="invitation-accept"),
-    # Where the CMS links when its license does not permit a feature ({WCP_APP_URL}/...).
-    path("<slug:org>/<slug:project>/settings", pages.project_settings, name="project-settings"),
     # The caller
     path("api/v1/me", api.MeView.as_view(), name="api-me"),
     path("api/v1/projects", api.ProjectsView.as_view(), name="api-projects"),

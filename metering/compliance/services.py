@@ -15,6 +15,7 @@ from accounts.models import AuditKind, Organization, User
 from accounts.services.audit import Actor, audit_record
 from metering.compliance import webhooks
 from metering.compliance.models import (
+    Channel,
     Notification,
     NotificationStatus,
     OverageFlag,
@@ -204,3 +205,27 @@ def notification_resend(*, notification: Notification, by: User, reason: str = "
             details={"attempts": notification.attempts, "status": notification.status},
         )
     return bool(changed)
+
+
+def webhook_test_enqueue(*, endpoint: WebhookEndpoint, by: User | None) -> Notification:
+    """Queue a `test` event for one endpoint. The notification sender delivers it like any
+    other (signed, retried), so a test shows what real deliveries will do, and the page
+    that asked does no network I/O."""
+    now = timezone.now()
+    # The topic carries the time: each test is its own outbox row under the unique
+    # (topic, channel, recipient) key.
+    return Notification.objects.create(
+        organization_id=endpoint.organization_id,
+        endpoint=endpoint,
+        topic=f"test:{endpoint.pk}:{now.timestamp():.6f}"[:64],
+        channel=Channel.WEBHOOK,
+        recipient=endpoint.url,
+        subject=f"[Control Panel] test event for {endpoint.url}"[:300],
+        payload={
+            "type": "test",
+            "organization": endpoint.organization.slug,
+            "requested_by": by.email if by is not None else None,
+            "at": now.isoformat().replace("+00:00", "Z"),
+        },
+        next_attempt_at=now,
+    )

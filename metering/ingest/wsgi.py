@@ -100,6 +100,10 @@ NEUTRAL_MIDDLEWARE = frozenset(
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
         "django.contrib.messages.middleware.MessageMiddleware",
+        # The web UI's: allauth's touches only sessions that hold a login in progress,
+        # django-htmx's only reads HX-* request headers (into request.htmx).
+        "allauth.account.middleware.AccountMiddleware",
+        "django_htmx.middleware.HtmxMiddleware",
     }
 )
 

@@ -142,12 +142,13 @@ def test_login_page_signs_in_with_email_and_password(tenant):
     assert "did not match" in bad.content.decode()
 
 
-def test_sign_in_without_next_lands_on_the_account_page(tenant):
+def test_sign_in_without_next_lands_on_the_front_door(tenant):
     client = Client()
     response = client.post(
         "/login/", {"username": tenant.member.email, "password": "correct horse battery"}
     )
-    assert response["Location"] == "/account/"
+    assert response["Location"] == "/"  # the front door: the organization's dashboard
+    assert client.get("/")["Location"] == f"/{tenant.organization.slug}/"
     assert tenant.member.email in client.get("/account/").content.decode()
 
 

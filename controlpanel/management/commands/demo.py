@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from controlpanel.demo import load_demo
+from controlpanel.demo import DEMO_HOURS, load_demo
 
 
 class Command(BaseCommand):
@@ -20,14 +20,23 @@ class Command(BaseCommand):
         demo = load_demo()
         self.stdout.write("Demo logins (email / password):")
         for role, (email, password) in demo["logins"].items():
-            self.stdout.write(f"  {role:6} {email} / {password}")
+            self.stdout.write(f"  {role:9} {email} / {password}")
         self.stdout.write("Demo API keys (environment: key):")
         for name, key in sorted(demo["api_keys"].items()):
             self.stdout.write(f"  {name}: {key}")
         usage = demo["usage"]
         for name, calls in sorted(usage.pushed.items()):
-            self.stdout.write(f"Demo usage: {name}: 48 hours simulated, {calls} API calls")
+            self.stdout.write(
+                f"Demo usage: {name}: {DEMO_HOURS} hours simulated, {calls} API calls"
+            )
         for name in usage.skipped:
             self.stdout.write(f"Demo usage: {name}: already has usage, left as is")
         for problem in usage.problems:
             self.stderr.write(f"Demo usage not loaded: {problem}")
+        email, password = demo["logins"]["owner"]
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Start here: {settings.PUBLIC_URL}/ and sign in as {email} / {password} "
+                f"(the dashboard of {demo['organization']}); staff: {settings.PUBLIC_URL}/admin/"
+            )
+        )

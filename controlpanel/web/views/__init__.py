@@ -1,0 +1,1 @@
+"""Page views of the customer web UI, one module per area."""
