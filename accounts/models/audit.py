@@ -44,6 +44,8 @@ class AuditKind(models.TextChoices):
     WEBHOOK_REMOVED = "webhook.removed", "Webhook endpoint removed"
     MFA_ENABLED = "mfa.enabled", "Multi-factor authentication turned on"
     MFA_DISABLED = "mfa.disabled", "Multi-factor authentication turned off"
+    MFA_REQUIRED = "mfa.required", "Multi-factor authentication required for the organization"
+    MFA_OPTIONAL = "mfa.optional", "Multi-factor authentication optional for the organization"
     SIGN_IN_FAILURES = "sign_in.failures", "Repeated sign-in failures"
     CONTRACT_CREATED = "contract.created", "Contract created"
     CONTRACT_CHANGED = "contract.changed", "Contract changed"

@@ -10,7 +10,6 @@ from django.views.decorators.http import require_POST
 from accounts.models import DeveloperSeat, Environment, EnvironmentKind, Membership, Project
 from accounts.services.personal import IssuedPersonalEnvironment, personal_environment_get_or_create
 from accounts.services.team import TeamError
-from controlpanel.web import audit
 from controlpanel.web.access import org_page
 from controlpanel.web.forms import PersonalEnvironmentForm
 from controlpanel.web.views.common import page, refused
@@ -84,6 +83,5 @@ def devenv_get(request: HttpRequest, membership: Membership, project: str) -> Ht
                 return refused(request, error, "web:devenvs", membership.organization.slug)
             form.add_error("name", error.message)
         else:
-            audit.record(request, "personal_environment.key_issued", target=issued.environment)
             return _page(request, membership, issued=issued)
     return _page(request, membership, form_errors=(found.slug, form), status=400)

@@ -17,8 +17,8 @@ from accounts.licensing.services import LicensingError, license_issue
 from accounts.models import ApiKey, Environment, EnvironmentKind, Membership, Project
 from accounts.selectors.organizations import contract_active
 from accounts.services import api_keys, organizations
+from accounts.services.audit import Actor
 from accounts.services.errors import ServiceError
-from controlpanel.web import audit
 from controlpanel.web.access import org_page
 from controlpanel.web.forms import ApiKeyForm, CicdEnvironmentForm, ProjectForm, RotateForm
 from controlpanel.web.views.common import done, page, refused
@@ -86,7 +86,6 @@ def project_create(request: HttpRequest, membership: Membership) -> HttpResponse
         except IntegrityError:
             form.add_error("slug", "A project with this id exists already.")
         else:
-            audit.record(request, "project.created", target=project)
             return done(
                 request,
                 f"Project {project.name} created with its production environment.",
@@ -180,13 +179,12 @@ def environment_create(request: HttpRequest, membership: Membership, project: st
             form.add_error("name", f"This project has an environment named {name!r} already.")
         else:
             try:
-                environment = organizations.environment_create(
+                organizations.environment_create(
                     project=found, name=name, kind=EnvironmentKind.CICD
                 )
             except (ServiceError, IntegrityError) as error:
                 form.add_error("name", str(error))
             else:
-                audit.record(request, "environment.created", target=environment)
                 return done(
                     request,
                     f"CI/CD environment {name} created. Issue it an API key below.",
@@ -205,9 +203,8 @@ def environment_status(
     found = _project(membership, project)
     environment = _environment(found, env_id)
     enable = request.POST.get("enabled") == "1"
-    organizations.environment_set_status(environment=environment, enabled=enable)
-    audit.record(
-        request, "environment.enabled" if enable else "environment.disabled", target=environment
+    organizations.environment_set_status(
+        environment=environment, enabled=enable, actor=Actor.of(request.user)
     )
     state = "enabled" if enable else "disabled: its API keys and licenses stop working"
     return done(
@@ -229,7 +226,6 @@ def key_issue(
     form = ApiKeyForm(request.POST)
     name = form.cleaned_data["name"] if form.is_valid() else ""
     issued = api_keys.api_key_issue(environment=environment, name=name, created_by=request.user)
-    audit.record(request, "api_key.issued", target=issued.api_key)
     # Rendered in this response only: the plaintext is never stored, nor put in a session.
     return _project_page(request, membership, found, shown_key=(environment, issued.plaintext))
 
@@ -246,8 +242,7 @@ def key_revoke(
 ) -> HttpResponse:
     found = _project(membership, project)
     key = _key(found, env_id, key_id)
-    api_keys.api_key_revoke(api_key=key)
-    audit.record(request, "api_key.revoked", target=key)
+    api_keys.api_key_revoke(api_key=key, actor=Actor.of(request.user))
     return done(
         request,
         f"Key {key.display} revoked.",
@@ -282,7 +277,6 @@ def key_rotate(
         )
     except ServiceError as error:
         return refused(request, error, "web:project", membership.organization.slug, found.slug)
-    audit.record(request, "api_key.rotated", target=key)
     return _project_page(request, membership, found, shown_key=(key.environment, issued.plaintext))
 
 

@@ -1,4 +1,5 @@
-"""Organization settings (owners): require two-factor authentication for everyone."""
+"""Organization settings (owners): require two-factor authentication for everyone; the
+organization's audit trail."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from accounts.models import Membership
+from accounts.selectors.audit import audit_events_for
+from accounts.services.audit import Actor
 from accounts.services.security import organization_require_mfa
-from controlpanel.web import audit
 from controlpanel.web.access import org_page
 from controlpanel.web.views.common import page
+
+AUDIT_SHOWN = 100
 
 
 @org_page(owner=True)
@@ -26,11 +30,8 @@ def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
                 "so you cannot lock yourself out.",
             )
             return redirect("web:org-settings", organization.slug)
-        organization_require_mfa(organization=organization, required=require)
-        audit.record(
-            request,
-            "organization.mfa_required" if require else "organization.mfa_optional",
-            target=organization,
+        organization_require_mfa(
+            organization=organization, required=require, actor=Actor.of(request.user)
         )
         messages.success(
             request,
@@ -42,7 +43,12 @@ def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
     return page(
         request,
         "web/org_settings.html",
-        {"membership": membership, "mfa_enabled": is_mfa_enabled(request.user)},
+        {
+            "membership": membership,
+            "mfa_enabled": is_mfa_enabled(request.user),
+            "audit_events": audit_events_for(organization=organization)[:AUDIT_SHOWN],
+            "audit_shown": AUDIT_SHOWN,
+        },
         section="settings",
         breadcrumbs=[("Settings", None)],
     )

@@ -13,7 +13,6 @@ from accounts.selectors import team as team_selectors
 from accounts.selectors.organizations import contract_active
 from accounts.services import seats, team
 from accounts.services.team import TeamError
-from controlpanel.web import audit
 from controlpanel.web.access import org_page
 from controlpanel.web.forms import InviteForm, RoleForm
 from controlpanel.web.views.common import done, page, refused
@@ -93,7 +92,6 @@ def invite(request: HttpRequest, membership: Membership) -> HttpResponse:
         except TeamError as error:
             form.add_error("email" if error.code != "forbidden" else "role", error.message)
         else:
-            audit.record(request, "invitation.created", target=issued.invitation)
             return done(
                 request,
                 f"Invitation sent to {issued.invitation.email}.",
@@ -116,9 +114,6 @@ def _invitation_change(
         change(invitation=invitation, by=membership)
     except TeamError as error:
         return refused(request, error, "web:team", membership.organization.slug)
-    audit.record(
-        request, "invitation.resent" if resend else "invitation.revoked", target=invitation
-    )
     text = (
         f"Invitation re-sent to {invitation.email}."
         if resend
@@ -167,7 +162,6 @@ def member_role(request: HttpRequest, membership: Membership, user_id: int) -> H
         team.member_set_role(membership=target, role=form.cleaned_data["role"], by=membership)
     except TeamError as error:
         return refused(request, error, "web:team", membership.organization.slug)
-    audit.record(request, "member.role_changed", target=target)
     return done(
         request,
         f"{target.user.email} is now {form.cleaned_data['role']}.",
@@ -184,7 +178,6 @@ def member_remove(request: HttpRequest, membership: Membership, user_id: int) ->
         removal = team.member_remove(membership=target, by=membership)
     except TeamError as error:
         return refused(request, error, "web:team", membership.organization.slug)
-    audit.record(request, "member.removed", target=target.user)
     return done(
         request,
         f"{target.user.email} removed: {removal.seats_freed} seat(s) freed, "
@@ -209,7 +202,6 @@ def seat_toggle(
             seats.seat_free(project=found, membership=target, by=membership)
     except TeamError as error:
         return refused(request, error, "web:team", membership.organization.slug)
-    audit.record(request, "seat.assigned" if assign else "seat.freed", target=target)
     verb = "now holds" if assign else "no longer holds"
     return done(
         request,

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
-from controlpanel.web import audit
+from accounts.services.audit import Actor
 from controlpanel.web.access import org_page
 from controlpanel.web.forms import WebhookForm
 from controlpanel.web.views.common import done, page
@@ -69,7 +69,6 @@ def webhook_add(request: HttpRequest, membership: Membership) -> HttpResponse:
         except services.ComplianceError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
-            audit.record(request, "webhook.created", target=endpoint)
             return _page(request, membership, secret=(endpoint, secret))
     return _page(request, membership, form=form, status=400)
 
@@ -84,8 +83,7 @@ def _endpoint(membership: Membership, endpoint_id: int) -> WebhookEndpoint:
 @org_page(manage=True)
 def webhook_remove(request: HttpRequest, membership: Membership, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(membership, endpoint_id)
-    services.webhook_endpoint_delete(endpoint=endpoint)
-    audit.record(request, "webhook.removed", target=endpoint)
+    services.webhook_endpoint_delete(endpoint=endpoint, actor=Actor.of(request.user))
     return done(
         request, f"Webhook {endpoint.url} removed.", "web:webhooks", membership.organization.slug
     )

@@ -11,6 +11,7 @@ from django.test import Client
 
 from accounts.models import (
     ApiKey,
+    AuditEvent,
     DeveloperSeat,
     Environment,
     EnvironmentKind,
@@ -359,3 +360,56 @@ def test_password_reset_by_email(tenant):
     assert done.status_code == 302
     tenant.member.refresh_from_db()
     assert tenant.member.check_password("a brand new passphrase")
+
+
+def _activate_totp(client: Client) -> None:
+    """Turn on TOTP through allauth's own page, as an authenticator app would."""
+    import pyotp
+
+    # allauth asks for the password again before a security change.
+    client.post("/accounts/reauthenticate/", {"password": "correct horse battery"})
+    assert client.get("/accounts/2fa/totp/activate/").status_code == 200
+    secret = client.session["mfa.totp.secret"]
+    response = client.post("/accounts/2fa/totp/activate/", {"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 302, response.content.decode()[:500]
+
+
+def test_mfa_changes_and_the_organization_switch_are_in_the_owners_audit_trail(
+    tenant, other_tenant, django_capture_on_commit_callbacks
+):
+    client = client_for(tenant.owner)
+    with django_capture_on_commit_callbacks(execute=True):  # allauth signals after commit
+        _activate_totp(client)
+    assert client.post("/acme/settings/", {"mfa_required": "1"}).status_code == 302
+    assert Organization.objects.get(pk=tenant.organization.pk).mfa_required
+    trail = list(
+        AuditEvent.objects.filter(organization=tenant.organization)
+        .order_by("id")
+        .values_list("kind", "actor_label", "target_label")
+    )
+    assert trail[-2:] == [
+        ("mfa.enabled", tenant.owner.email, tenant.owner.email),
+        ("mfa.required", tenant.owner.email, "acme"),
+    ]
+    page = client.get("/acme/settings/").content.decode()
+    assert "Multi-factor authentication required for the organization" in page
+    assert "Multi-factor authentication turned on" in page
+    # Another organization's trail stays its own; members do not see the settings page.
+    assert not AuditEvent.objects.filter(
+        organization=other_tenant.organization, kind__startswith="mfa."
+    ).exists()
+    assert client_for(tenant.member).get("/acme/settings/").status_code in (403, 404)
+
+
+def test_web_ui_writes_record_the_person_who_made_them(tenant):
+    client = client_for(tenant.admin)
+    key = api_key_check(tenant.api_key).api_key
+    env = tenant.production
+    response = client.post(f"/acme/projects/website/environments/{env.pk}/keys/{key.pk}/revoke")
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(kind="api_key.revoked")
+    assert (event.actor_kind, event.actor_label, event.organization_id) == (
+        "user",
+        tenant.admin.email,
+        tenant.organization.pk,
+    )
