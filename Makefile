@@ -23,8 +23,16 @@ install: $(VENV)/.installed-dev
 run: $(VENV)/.installed-prod
 	$(RUN_ENV) exec $(PY) manage.py runembedded --port $(PORT)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev node_modules/.package-lock.json /usr/bin/chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests (tests/e2e) inject axe-core from the npm registry, pinned by
+# package-lock.json, and drive Debian's Chromium (never a browser Playwright downloads).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+/usr/bin/chromium:
+	apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

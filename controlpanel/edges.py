@@ -1,7 +1,7 @@
 """The edges of the machine-facing paths: errors answer JSON there, never an HTML page.
 
 CMS instances, the CMS's CLI and scripts call `/api/`, `/orgs/`, `/graphql`,
-`/telemetry` and `/clients/`; they read a status and a `message`. Whatever produced a
+`/telemetry`, `/clients/` and `/.well-known/`; they read a status and a `message`. Whatever produced a
 404 or 405 on those paths (no route, `Http404`, Django's method check, DEBUG's technical
 page), the answer becomes `{"message", "code"}` with the same status and headers
 (`Allow` included). Responses that are already JSON pass through untouched.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-API_PATH = re.compile(r"^/(?:api/|orgs/|clients/|graphql(?:/|$)|telemetry(?:/|$))")
+API_PATH = re.compile(r"^/(?:api/|orgs/|clients/|\.well-known/|graphql(?:/|$)|telemetry(?:/|$))")
 # A base URL pasted with a trailing slash makes the CMS ask for `//graphql` (it joins
 # `WCP_API_URL + "/graphql"`); serve those as the single-slash path.
 DOUBLED_SLASH = re.compile(r"^/{2,}(?=(?:api/|orgs/|clients/|graphql|telemetry))")

@@ -346,6 +346,8 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
 # would count the same attempts twice. Its other limits (sign-up, reset mails) stay.
 ACCOUNT_RATE_LIMITS = {"login": False, "login_failed": False}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# TOTP secrets and recovery seeds are stored sealed (FIELD_ENCRYPTION_KEY): accounts/mfa.py.
+MFA_ADAPTER = "accounts.mfa.MFAAdapter"
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Control Panel")
 # The dashboard refreshes its figures this often (seconds, htmx polling).
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=60)

@@ -25,5 +25,3 @@ urlpatterns = [
     # Last: `<org>/...` pages must not shadow any fixed path above.
     path("", include((web_urls.org_patterns, "web"))),
 ]
-
-handler404 = "controlpanel.web.errors.not_found"

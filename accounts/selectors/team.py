@@ -17,6 +17,7 @@ from accounts.models import (
     Organization,
     PersonalAccessToken,
     Project,
+    Role,
     User,
 )
 
@@ -27,6 +28,17 @@ def members_of(*, organization: Organization) -> QuerySet[Membership]:
         .select_related("user")
         .order_by("user__email")
     )
+
+
+def managers_of(*, organization: Organization) -> list[Membership]:
+    """Whom a member asks about the contract and its features: owners first, then admins."""
+    rank = {Role.OWNER: 0, Role.ADMIN: 1}
+    managers = (
+        Membership.objects.filter(organization=organization, role__in=MANAGER_ROLES)
+        .select_related("user")
+        .order_by("user__email")
+    )
+    return sorted(managers, key=lambda m: rank[m.role])
 
 
 def invitations_of(*, organization: Organization) -> QuerySet[Invitation]:

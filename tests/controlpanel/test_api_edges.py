@@ -55,7 +55,7 @@ def test_wrong_methods_answer_json_405_with_allow(method, path, allow):
 
 
 def test_json_errors_of_the_views_themselves_pass_unchanged(client):
-    response = client.post("/license", "{}", content_type="application/json")
+    response = client.post("/license.json", "{}", content_type="application/json")
     assert response.status_code == 404  # not an API path: Django's page
     assert "application/json" not in response["Content-Type"]
     license = client.post("/orgs/acme/projects/website/license")

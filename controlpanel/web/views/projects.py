@@ -16,6 +16,7 @@ from accounts.licensing.selectors.standing import license_standing
 from accounts.licensing.services import LicensingError, license_issue
 from accounts.models import ApiKey, Environment, EnvironmentKind, Membership, Project
 from accounts.selectors.organizations import contract_active
+from accounts.selectors.team import managers_of
 from accounts.services import api_keys, organizations
 from accounts.services.audit import Actor
 from accounts.services.errors import ServiceError
@@ -138,6 +139,7 @@ def _project_page(
             "personal": [(env, reports.get(env.pk)) for env in personal],
             "contract": contract,
             "features": features,
+            "managers": [] if membership.can_manage else managers_of(organization=organization),
             "shown_key": shown_key,
             "env_form": env_form or CicdEnvironmentForm(),
             "key_form": ApiKeyForm(),

@@ -271,7 +271,8 @@ def test_required_mfa_sends_members_without_it_to_set_it_up(tenant):
 def test_unknown_machine_paths_answer_json(db):
     response = Client().get("/api/v1/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {"message": "Not found.", "code": "not_found"}
+    assert response.json()["code"] == "not_found"
+    assert response.json()["message"].startswith("Not found: nothing answers /api/v1/nothing-here")
     assert "text/html" in Client().get("/nothing/here/").headers["Content-Type"]
 
 
