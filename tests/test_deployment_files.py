@@ -101,10 +101,7 @@ def test_every_package_the_product_imports_is_in_the_prod_group():
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     imported.add(node.module.split(".")[0])
     third_party = {
-        name
-        for name in imported
-        if name not in sys.stdlib_module_names
-        and name not in first_party
+        name for name in imported if name not in sys.stdlib_module_names and name not in first_party
     }
     missing = {
         name

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import CliLoginSession, CliSessionStatus, PersonalAccessToken, User
+from accounts.services.last_use import last_use_due, last_use_record
 
 PAT_KIND = "cpt"
 CLI_POLL_KIND = "cls"
@@ -20,7 +21,6 @@ PAT_SHAPE = tokens.shape(PAT_KIND)
 CLI_POLL_SHAPE = tokens.shape(CLI_POLL_KIND)
 CLI_CODE_SHAPE = tokens.shape(CLI_CODE_KIND)
 CLI_SESSION_LIFETIME = dt.timedelta(minutes=10)
-LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,8 @@ def pat_authenticate(plaintext: str) -> PersonalAccessToken | None:
     now = timezone.now()
     if not token.is_usable(now) or not token.user.is_active:
         return None
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        # At most one write a minute per token.
-        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    if last_use_due(token.last_used_at, now):
+        last_use_record(PersonalAccessToken.objects.filter(pk=token.pk), at=now)
         token.last_used_at = now
     return token
 
