@@ -101,20 +101,42 @@ series AS (
         s.previous_highest, s.previous_observed_at
 ),
 -- Rules 1-2, per reading, in arrival order within its series: it counts what it adds
--- above the highest value seen before it (the series' before this statement, then the
--- earlier readings'). Rule 4: counted calls go to the reading's observation, never
--- before the series' previous observation (a counter cannot have grown before it was
--- last seen lower).
+-- above the highest value seen before it. The series' locked row goes first in its
+-- partition, as "reading 0" holding the highest value and latest observation the
+-- statement found (0 and none for a new series), so the running maxima over the earlier
+-- rows start from it (a sort the windows need anyway, instead of a join).
+-- Rule 4: counted calls go to the reading's observation, never before the series'
+-- previous observation (a counter cannot have grown before it was last seen lower).
+r AS (
+    SELECT s.instance, s.boot, s.generation, 0::bigint AS n, s.id AS series_id, s.fresh,
+        s.previous_highest AS value, s.previous_observed_at AS observed,
+        NULL::bigint AS env_id, NULL::timestamptz AS closed_through,
+        NULL::timestamptz AS sent, NULL::bigint AS seats, NULL::bigint AS tenants
+      FROM series s
+    UNION ALL
+    SELECT u.instance, u.boot, u.generation, u.n, NULL, NULL, u.value, u.observed,
+        u.env_id, u.closed_through, u.sent, u.seats, u.tenants
+      FROM u
+),
+w AS (
+    SELECT r.*,
+        max(r.series_id) OVER whole AS sid,
+        bool_or(r.fresh) OVER whole AS new_series,
+        max(r.value) OVER earlier AS highest_before,
+        max(r.observed) OVER earlier AS seen,
+        count(*) OVER earlier AS position
+      FROM r
+    -- (Byte order, "C", partitions as well as any order and sorts faster.)
+    WINDOW whole AS (PARTITION BY r.instance COLLATE "C", r.boot COLLATE "C", r.generation),
+           earlier AS (whole ORDER BY r.n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
 b AS (
-    SELECT u.*, s.id AS series_id,
-        s.fresh AND row_number() OVER w = 1 AS starts,
-        GREATEST(0, u.value - GREATEST(s.previous_highest, max(u.value) OVER earlier))
-            AS counted,
-        GREATEST(s.previous_observed_at, max(u.observed) OVER earlier) AS seen,
-        min(u.n) OVER (PARTITION BY u.instance) AS instance_first
-      FROM u JOIN series s USING (instance, boot, generation)
-    WINDOW w AS (PARTITION BY u.instance, u.boot, u.generation ORDER BY u.n),
-           earlier AS (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    SELECT w.instance, w.boot, w.n, w.value, w.observed, w.env_id, w.closed_through,
+        w.sent, w.seats, w.tenants, w.sid AS series_id,
+        w.new_series AND w.position = 1 AS starts,
+        GREATEST(0, w.value - w.highest_before) AS counted, w.seen
+      FROM w
+     WHERE w.n > 0
 ),
 c AS (
     SELECT b.*,
@@ -126,11 +148,11 @@ a AS (
     SELECT c.*, {_HOUR} AS hour, {_LATE} AS late,
         c.counted = 0 AND NOT c.starts AS duplicate,
         -- A new series of an instance seen before (stored, or earlier in this batch).
-        CASE WHEN NOT c.starts THEN false
-             WHEN c.instance_first < c.n THEN true
-             ELSE EXISTS (SELECT 1 FROM metering_usageseries p
-                           WHERE p.environment_id = c.env_id AND p.instance = c.instance)
-        END AS reset
+        c.starts AND (
+            EXISTS (SELECT 1 FROM u WHERE u.instance = c.instance AND u.n < c.n)
+            OR EXISTS (SELECT 1 FROM metering_usageseries p
+                        WHERE p.environment_id = c.env_id AND p.instance = c.instance)
+        ) AS reset
       FROM c
 ),
 rd AS (
@@ -142,23 +164,45 @@ rd AS (
       FROM a ORDER BY a.n
     RETURNING 1
 ),
--- Each reading's metrics: its counted calls, and its seats and tenants when it has them.
-m AS (
-    SELECT a.env_id, a.n, a.hour, a.observed, v.metric, v.total, v.late_total, v.gauge
-      FROM a CROSS JOIN LATERAL (VALUES
-          ('api_calls', a.counted, CASE WHEN a.late THEN a.counted ELSE 0 END, NULL::bigint),
-          ('seats', 0, 0, a.seats),
-          ('tenants', 0, 0, a.tenants)
-      ) AS v(metric, total, late_total, gauge)
-     WHERE v.metric = 'api_calls' OR v.gauge IS NOT NULL
+-- What each attributed hour's readings add, per metric: calls summed (and those moved
+-- out of closed periods), gauges' peak and last (the latest observation; a later arrival
+-- wins a tie, as it would arriving alone).
+hr AS (
+    SELECT a.env_id, a.hour, sum(a.counted) AS calls,
+        sum(CASE WHEN a.late THEN a.counted ELSE 0 END) AS late_calls,
+        count(*) AS readings, max(a.observed) AS observed,
+        max(a.seats) AS seats_peak, count(a.seats) AS seats_readings,
+        max(a.observed) FILTER (WHERE a.seats IS NOT NULL) AS seats_observed,
+        (array_agg(a.seats ORDER BY a.observed DESC, a.n DESC)
+            FILTER (WHERE a.seats IS NOT NULL))[1] AS seats_last,
+        max(a.tenants) AS tenants_peak, count(a.tenants) AS tenants_readings,
+        max(a.observed) FILTER (WHERE a.tenants IS NOT NULL) AS tenants_observed,
+        (array_agg(a.tenants ORDER BY a.observed DESC, a.n DESC)
+            FILTER (WHERE a.tenants IS NOT NULL))[1] AS tenants_last
+      FROM a
+     GROUP BY a.env_id, a.hour
 ),
--- Rule 5: the newest observation is the environment's current value (later arrival wins
--- a tie, as it would arriving alone).
+m AS (
+    SELECT hr.env_id, hr.hour, v.*
+      FROM hr CROSS JOIN LATERAL (VALUES
+          ('api_calls', hr.calls, hr.late_calls, NULL::bigint, NULL::bigint, hr.observed,
+           hr.readings),
+          ('seats', 0, 0, hr.seats_peak, hr.seats_last, hr.seats_observed, hr.seats_readings),
+          ('tenants', 0, 0, hr.tenants_peak, hr.tenants_last, hr.tenants_observed,
+           hr.tenants_readings)
+      ) AS v(metric, total, late_total, peak, last, observed, readings)
+     WHERE v.readings > 0
+),
+-- Rule 5: the newest observation is the environment's current value.
 gu AS (
     INSERT INTO metering_usagegauge AS g (environment_id, metric, value, observed_at)
-    SELECT DISTINCT ON (m.metric) m.env_id, m.metric, m.gauge, m.observed
-      FROM m WHERE m.gauge IS NOT NULL
-     ORDER BY m.metric, m.observed DESC, m.n DESC
+    SELECT * FROM (
+        (SELECT a.env_id, 'seats', a.seats, a.observed FROM a WHERE a.seats IS NOT NULL
+          ORDER BY a.observed DESC, a.n DESC LIMIT 1)
+        UNION ALL
+        (SELECT a.env_id, 'tenants', a.tenants, a.observed FROM a WHERE a.tenants IS NOT NULL
+          ORDER BY a.observed DESC, a.n DESC LIMIT 1)
+    ) AS latest
     {GAUGE_MERGE}
     RETURNING 1
 ),
@@ -166,11 +210,9 @@ ru AS (
     INSERT INTO metering_usagerollup AS r (
         environment_id, metric, hour, total, late_total, peak, last, last_observed_at,
         readings)
-    SELECT m.env_id, m.metric, m.hour, sum(m.total), sum(m.late_total), max(m.gauge),
-        (array_agg(m.gauge ORDER BY m.observed DESC, m.n DESC))[1], max(m.observed),
-        count(*)
+    SELECT m.env_id, m.metric, m.hour, m.total, m.late_total, m.peak, m.last, m.observed,
+        m.readings
       FROM m
-     GROUP BY m.env_id, m.metric, m.hour
      ORDER BY m.metric, m.hour
     {ROLLUP_MERGE}
     RETURNING 1
@@ -178,19 +220,18 @@ ru AS (
 du AS (
     INSERT INTO metering_usageday AS d (environment_id, metric, day, total, peak)
     SELECT m.env_id, m.metric, {DAY_OF_HOUR.format(hour="m.hour")}, sum(m.total),
-        max(m.gauge)
+        max(m.peak)
       FROM m
      GROUP BY 1, 2, 3
      ORDER BY 2, 3
     {DAY_MERGE}
     RETURNING 1
 ),
+-- Per reading, in one pass (so in one order, given by `n`).
 o AS (
-    SELECT array_agg(a.counted ORDER BY a.n) AS counted,
-        array_agg(a.duplicate ORDER BY a.n) AS duplicate,
-        array_agg(a.reset ORDER BY a.n) AS reset,
-        array_agg(a.late ORDER BY a.n) AS late,
-        array_agg(a.hour ORDER BY a.n) AS hour
+    SELECT array_agg(a.n) AS n, array_agg(a.counted) AS counted,
+        array_agg(a.duplicate) AS duplicate, array_agg(a.reset) AS reset,
+        array_agg(a.late) AS late, array_agg(a.hour) AS hour
       FROM a
 )
 SELECT k.*, o.*,
@@ -235,8 +276,10 @@ def write(
     if not rows:
         return None, []
     row = rows[0]
-    counted, duplicate, reset, late, hour = row[KEY_COLUMNS : KEY_COLUMNS + 5]
-    if counted is None:  # the key is not usable: nothing was read, nothing written
+    n, counted, duplicate, reset, late, hour = row[KEY_COLUMNS : KEY_COLUMNS + 6]
+    if n is None:  # the key is not usable: nothing was read, nothing written
         return KeyRow(*row[:KEY_COLUMNS]), []
-    outcomes = list(map(Outcome, counted, hour, duplicate, reset, late))
+    outcomes: list[Outcome] = [None] * len(n)  # type: ignore[list-item]
+    for i, *outcome in zip(n, counted, hour, duplicate, reset, late, strict=True):
+        outcomes[i - 1] = Outcome(*outcome)
     return KeyRow(*row[:KEY_COLUMNS]), outcomes
