@@ -54,7 +54,7 @@ def pat_revoke(*, token: PersonalAccessToken) -> PersonalAccessToken:
 
 
 def pat_authenticate(plaintext: str) -> PersonalAccessToken | None:
-    """Shape first (no I/O), one indexed lookup by prefix, constant-time digest check."""
+    """Shape first (no I/O), one indexed lookup by prefix, then the digest check."""
     match = PAT_SHAPE.match(plaintext or "")
     if match is None:
         return None

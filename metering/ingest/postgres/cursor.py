@@ -3,8 +3,10 @@ request pays neither for parsing nor for planning; parameters and results in bin
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import weakref
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -51,6 +53,29 @@ def hot_cursor() -> Any:
         raw_connection.prepare_threshold = 0
         raw = _CURSORS[raw_connection] = _PreparedCursor(raw_connection)
     return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+
+
+# Array parameters. psycopg dumps a list element by element in Python (~0.8 us per label
+# or integer in binary, ~57 us for a list of NULLs, which it cannot type); a PostgreSQL
+# array literal built with str.join and cast in SQL costs ~0.01-0.4 us per element. Binary
+# lists stay the cheaper way for timestamps (formatting them as text costs more).
+def labels_array(values: Sequence[str]) -> str:
+    """An array literal of labels (`metering.readings.LABEL_SHAPE`: no quote, backslash,
+    comma or space can occur, but a quote would end the element, so it is refused)."""
+    literal = '{"' + '","'.join(values) + '"}'
+    if literal.count('"') != 2 * len(values) or "\\" in literal:
+        raise ValueError("a label holds a quote or a backslash")
+    return literal
+
+
+def ints_array(values: Iterable[int | None]) -> str:
+    return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
+
+
+def times_array(values: Sequence[dt.datetime | None]) -> list[dt.datetime | None] | str:
+    if any(v is not None for v in values):
+        return list(values)  # binary (ListBinaryDumper)
+    return "{" + ",".join(["NULL"] * len(values)) + "}"
 
 
 def _compact(sql: str) -> str:

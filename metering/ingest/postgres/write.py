@@ -35,7 +35,7 @@ from typing import Any
 
 from accounts.selectors.api_keys import KEY_COLUMNS, KEY_LOOKUP_SQL, KEY_USABLE_SQL, KeyRow
 from metering.counting import Outcome, Reading, SeriesHead
-from metering.ingest.postgres.cursor import Statement
+from metering.ingest.postgres.cursor import Statement, ints_array, labels_array, times_array
 from metering.ingest.postgres.rules import (
     ATTRIBUTED_HOUR,
     DAY_MERGE,
@@ -241,9 +241,9 @@ SELECT k.*, o.*,
 """)
 
 
-def heads(plaintext_params: dict[str, Any], instances: list[str]) -> dict[str, SeriesHead]:
+def heads(key: dict[str, Any], instances: list[str]) -> dict[str, SeriesHead]:
     """The latest series of each of these boot-less instances (none for a bad key)."""
-    rows = HEADS.run({**plaintext_params, "instances": instances})
+    rows = HEADS.run({**key, "instances": labels_array(instances)})
     return {instance: SeriesHead(g, highest, seen) for instance, g, highest, seen in rows}
 
 
@@ -263,14 +263,14 @@ def write(
             "now": now,
             "seen_before": now - SEEN_RESOLUTION,
             "source": str(source),
-            "instance": [r.instance for r in readings],
-            "boot": [r.boot for r in readings],
-            "generation": list(generations),
-            "value": [r.api_calls for r in readings],
-            "observed": [r.observed_at for r in readings],
-            "sent": [r.observed_at if r.observed_sent else None for r in readings],
-            "seats": [r.seats for r in readings],
-            "tenants": [r.tenants for r in readings],
+            "instance": labels_array([r.instance for r in readings]),
+            "boot": labels_array([r.boot for r in readings]),
+            "generation": ints_array(generations),
+            "value": ints_array([r.api_calls for r in readings]),
+            "observed": times_array([r.observed_at for r in readings]),
+            "sent": times_array([r.observed_at if r.observed_sent else None for r in readings]),
+            "seats": ints_array([r.seats for r in readings]),
+            "tenants": ints_array([r.tenants for r in readings]),
         }
     )
     if not rows:
