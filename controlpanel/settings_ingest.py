@@ -9,6 +9,7 @@ authentication of people, messages, static files. See docs/decisions/0003.
 """
 
 from controlpanel.settings import *  # noqa: F403
+from controlpanel.settings import DATABASES
 
 ROOT_URLCONF = "controlpanel.urls_ingest"
 # The response headers web's stack adds to these answers (security headers, HSTS on
@@ -18,3 +19,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# No health check (a `SELECT 1` round trip) before each request's first query: what this
+# service writes goes through metering.ingest.record, which replaces a connection the
+# server dropped and retries (replaying cumulative readings counts nothing twice); any
+# other storage error answers 503 with Retry-After. On web, every view relies on the check.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False

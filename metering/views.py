@@ -29,6 +29,13 @@ from metering.readings import FUTURE_SKEW, Invalid, parse_timestamp
 
 
 def _get_usage(request: HttpRequest) -> HttpResponse:
+    try:
+        return _usage_summary(request)
+    except DatabaseError:
+        return http.unavailable()
+
+
+def _usage_summary(request: HttpRequest) -> HttpResponse:
     check = api_key_check(http.bearer(request))
     if check.problem is not None:
         return http.refusal(Refused(check.problem))

@@ -132,8 +132,15 @@ def test_simultaneous_decrements_never_go_below_zero(tenant):
     assert UsageGauge.objects.get(environment=tenant.production, metric="tenants").value == 0
 
 
-def test_a_connection_dropped_by_the_server_is_replaced_without_an_error(client, tenant):
+# With Django's per-request health check (web) and without it (the ingest-only service,
+# controlpanel.settings_ingest): ingest replaces the dropped connection itself.
+@pytest.mark.parametrize("health_checks", [True, False])
+def test_a_connection_dropped_by_the_server_is_replaced_without_an_error(
+    client, tenant, monkeypatch, health_checks
+):
     import psycopg
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", health_checks)
 
     assert (
         client.post(
