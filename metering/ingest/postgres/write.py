@@ -50,15 +50,20 @@ from metering.ingest.postgres.rules import (
 # place (HOT), without new entries in the series' indexes on every reading.
 SEEN_RESOLUTION = dt.timedelta(minutes=1)
 
-# The latest series of each boot-less instance (rule 3 continues from it). Indexed by
-# usage_series_unique (environment, instance, boot, generation).
+# The latest series of each boot-less instance (rule 3 continues from it): one backward
+# probe of usage_series_unique (environment, instance, boot, generation) per instance. (As
+# `instance = ANY(...)` the generic plan scanned all of the environment's series.)
 HEADS = Statement(f"""
 WITH k AS ({KEY_LOOKUP_SQL})
-SELECT DISTINCT ON (s.instance) s.instance, s.generation, s.highest, s.last_observed_at
-  FROM k, metering_usageseries s
- WHERE {KEY_USABLE_SQL} AND s.environment_id = k.env_id AND s.boot = ''
-   AND s.instance = ANY(%(instances)s::varchar[])
- ORDER BY s.instance, s.generation DESC
+SELECT h.instance, h.generation, h.highest, h.last_observed_at
+  FROM k, unnest(%(instances)s::text[]) AS i(instance)
+  CROSS JOIN LATERAL (
+      SELECT s.instance, s.generation, s.highest, s.last_observed_at
+        FROM metering_usageseries s
+       WHERE s.environment_id = k.env_id AND s.instance = i.instance AND s.boot = ''
+       ORDER BY s.generation DESC LIMIT 1
+  ) AS h
+ WHERE {KEY_USABLE_SQL}
 """)
 
 _HOUR = ATTRIBUTED_HOUR.format(hour="c.hour0", closed="c.closed_through")
