@@ -1,9 +1,12 @@
 """Random secrets with a public prefix, stored as digests.
 
 Every secret we hand out (API keys, and later invitation and access tokens) has the
-form `<kind>_<prefix>_<secret>`: the prefix finds the row through a unique index, the
-SHA-256 digest of the whole string is compared in constant time. The secret carries
-256 bits, so a plain digest (no salt, no slow hash) is enough: there is nothing to guess.
+form `<kind>_<prefix>_<secret>`: the prefix finds the row through a unique index, and the
+SHA-256 digest of the whole string must equal the stored digest. Comparing digests needs
+no constant time (a timing leak tells how much of a digest a guess's digest shares, which
+a guess cannot steer: see accounts.selectors.api_keys); `matches` uses
+`hmac.compare_digest` anyway. The secret carries 256 bits, so a plain digest (no salt, no
+slow hash) is enough: there is nothing to guess.
 """
 
 from __future__ import annotations

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, Environment
-from accounts.selectors.api_keys import KeyProblem, api_key_check
+from accounts.selectors.api_keys import api_key_check
+
+WRONG_PROJECT_MESSAGE = (
+    "This API key does not belong to an environment of that organization and project."
+)
 
 
 @dataclass(frozen=True)
@@ -41,15 +45,13 @@ def wcp_authenticate(
 ) -> WcpCaller | WcpRefusal:
     """Check a key and, when given, that it belongs to that organization and project."""
     check = api_key_check(plaintext)
-    if not check.ok:
-        status = 403 if check.problem is KeyProblem.ENVIRONMENT_DISABLED else 401
-        return WcpRefusal(status, check.message)
+    if check.problem is not None:
+        return WcpRefusal(check.problem.status, check.problem.message)
+    assert check.api_key is not None
     environment = check.api_key.environment
     project = environment.project
     if (project_slug is not None and project.slug != project_slug) or (
         org_slug is not None and project.organization.slug != org_slug
     ):
-        return WcpRefusal(
-            403, "This API key does not belong to an environment of that organization and project."
-        )
+        return WcpRefusal(403, WRONG_PROJECT_MESSAGE)
     return WcpCaller(check.api_key, environment)

@@ -227,6 +227,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, but JSON nested too deeply for the parser is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "controlpanel.bodies.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Control Panel API",
@@ -319,14 +325,6 @@ LICENSE_CACHE_SECONDS = env.int("LICENSE_CACHE_SECONDS", default=300)
 # USAGE_THROTTLE_REQUESTS requests per key per window; 0 turns it off. Never a contract check.
 USAGE_THROTTLE_REQUESTS = env.int("USAGE_THROTTLE_REQUESTS", default=120000)
 USAGE_THROTTLE_WINDOW_SECONDS = env.int("USAGE_THROTTLE_WINDOW_SECONDS", default=60)
-# PostgreSQL: record readings with the single-statement SQL path (else the ORM path).
-INGEST_SQL_FAST_PATH = env.bool("INGEST_SQL_FAST_PATH", default=True)
-
-# --- perf ---
-# Answer POST /api/v1/usage[/batch] in a WSGI fast lane in front of Django (same answers,
-# without Django's request handling and middleware); 0 sends them through Django.
-INGEST_WSGI_FAST_LANE = env.bool("INGEST_WSGI_FAST_LANE", default=True)
-
 # --- web UI and accounts (django-allauth) ---
 # Sign-in by email only; sign-up asks for an organization name too (controlpanel.web.signup).
 ACCOUNT_LOGIN_METHODS = {"email"}

@@ -5,7 +5,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
 django_application = get_wsgi_application()
 
-from metering.ingest.wsgi import IngestLane  # noqa: E402  (needs the settings above)
+from controlpanel.bodies import RequestBodies  # noqa: E402  (DRF needs the apps loaded)
 
-# POST /api/v1/usage[/batch] skip Django's request handling (see metering.ingest.wsgi).
-application = IngestLane(django_application)
+# Chunked request bodies read, truncated ones refused, for every endpoint.
+application = RequestBodies(django_application)

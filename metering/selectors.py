@@ -11,11 +11,38 @@ from django.db.models import Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import API_CALLS, SEATS, TENANTS, Environment
-from metering.counting import HOUR, RollupDelta, floor_hour
+from metering.counting import HOUR, floor_hour
 from metering.models import UsageDay, UsageReading, UsageRollup
 from metering.readings import Invalid
 
 MAX_BUCKETS = {"hour": 24 * 31, "day": 400}
+
+
+@dataclass
+class RollupDelta:
+    """Changes one batch makes to one (metric, hour) rollup."""
+
+    total: int = 0
+    late_total: int = 0
+    peak: int | None = None
+    last: int | None = None
+    last_observed_at: dt.datetime | None = None
+    readings: int = 0
+
+    def add_count(self, counted: int, late: bool, observed_at: dt.datetime) -> None:
+        self.total += counted
+        if late:
+            self.late_total += counted
+        self.readings += 1
+        if self.last_observed_at is None or observed_at >= self.last_observed_at:
+            self.last_observed_at = observed_at
+
+    def add_gauge(self, value: int, observed_at: dt.datetime) -> None:
+        self.peak = value if self.peak is None else max(self.peak, value)
+        self.readings += 1
+        if self.last_observed_at is None or observed_at >= self.last_observed_at:
+            self.last = value
+            self.last_observed_at = observed_at
 
 
 def _floor(at: dt.datetime, granularity: str) -> dt.datetime:

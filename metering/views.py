@@ -1,98 +1,44 @@
 """HTTP entry points of ingest: the native usage API and the CMS client's (WCP) protocol.
 
-Plain function views on purpose: the hot path checks the key's shape before any I/O,
-then makes one database round trip (`metering.ingest`). No DRF machinery, no session,
-no CSRF (API keys, not cookies, authenticate these requests).
+Plain function views on purpose (healthchecks' ping view is the model): the hot path
+checks the key's shape before any I/O, then makes one database round trip, one short
+transaction (`metering.ingest.record`); the key's last use is written after the commit.
+No DRF machinery, no session, no CSRF (API keys, not cookies, authenticate these
+requests).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.http.request import RawPostDataException
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import SEATS, TENANTS
 from accounts.selectors.api_keys import api_key_check
 from accounts.wcp import WcpRefusal, wcp_authenticate, wcp_key_from_request
-from metering import ingest, selectors, services
+from metering import selectors, services
 from metering.ingest import http
+from metering.ingest.record import Recorded, Refused, record, shape_refusal
 from metering.models import ReadingSource
-from metering.readings import (
-    FUTURE_SKEW,
-    Invalid,
-    parse_timestamp,
-)
-
-MAX_BODY = http.MAX_BODY
-OUT_OF_RANGE = http.OUT_OF_RANGE
-RETRY_AFTER_SECONDS = http.RETRY_AFTER_SECONDS
-
-
-def _response(answer: http.Reply) -> HttpResponse:
-    response = HttpResponse(answer.body, status=answer.status, content_type="application/json")
-    for name, value in answer.headers:
-        response[name] = value
-    return response
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
-    return _response(http.reply(status, body, tuple((headers or {}).items())))
-
-
-def _error(status: int, message: str, code: str, **extra: Any) -> HttpResponse:
-    return _response(http.error(status, message, code, **extra))
-
-
-def _unavailable(wcp: bool = False) -> HttpResponse:
-    return _response(http.unavailable(wcp))
-
-
-def _read_body(request: HttpRequest) -> Callable[[], bytes]:
-    def read() -> bytes:
-        try:
-            return request.body
-        except (RequestDataTooBig, RawPostDataException):
-            raise Invalid(http.TOO_LARGE, "too_large", 413) from None
-
-    return read
-
-
-def _body(request: HttpRequest, *, json_only: bool) -> Any:
-    """The decoded JSON body, or Invalid naming what is wrong with it."""
-    return http.body_json(request.META, _read_body(request), json_only=json_only)
-
-
-def _throttled(key: str, *, wcp: bool = False) -> HttpResponse | None:
-    """Per-key abuse protection (429 + Retry-After); only for keys of a valid shape."""
-    answer = http.throttled(key, wcp=wcp)
-    return None if answer is None else _response(answer)
-
-
-def _refusal(refused: ingest.Refused) -> HttpResponse:
-    return _response(http.refusal(refused))
-
-
-def _post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
-    # Shared with the WSGI fast lane (metering.ingest.wsgi): same answers by construction.
-    return _response(http.post_usage(request.META, _read_body(request), single=single))
+from metering.readings import FUTURE_SKEW, Invalid, parse_timestamp
 
 
 def _get_usage(request: HttpRequest) -> HttpResponse:
-    key = http.bearer(request.META)
-    refused = ingest.key_shape_problem(key)
-    if refused is not None:
-        return _refusal(refused)
-    check = api_key_check(key)
-    if not check.ok:
-        return _refusal(ingest.Refused(check.problem, check.message))  # type: ignore[arg-type]
+    try:
+        return _usage_summary(request)
+    except DatabaseError:
+        return http.unavailable()
+
+
+def _usage_summary(request: HttpRequest) -> HttpResponse:
+    check = api_key_check(http.bearer(request))
+    if check.problem is not None:
+        return http.refusal(Refused(check.problem))
     assert check.api_key is not None
     now = timezone.now()
     try:
@@ -111,31 +57,31 @@ def _get_usage(request: HttpRequest) -> HttpResponse:
             environment=check.api_key.environment, start=start, end=to, granularity=granularity
         )
     except Invalid as invalid:
-        return _json(invalid.status, invalid.body())
-    return _json(200, summary)
+        return http.respond(invalid.status, invalid.body())
+    return http.respond(200, summary)
 
 
 @csrf_exempt
 def usage(request: HttpRequest) -> HttpResponse:
     """POST one reading; GET the environment's usage."""
     if request.method == "POST":
-        return _post_usage(request, single=True)
+        return http.post_usage(request, single=True)
     if request.method == "GET":
         return _get_usage(request)
-    return _error(405, "Use POST to send a reading or GET to read usage.", "method_not_allowed")
+    return http.error(405, "Use POST to send a reading or GET to read usage.", "method_not_allowed")
 
 
 @csrf_exempt
 def usage_batch(request: HttpRequest) -> HttpResponse:
     """POST up to 1,000 readings, validated whole."""
     if request.method != "POST":
-        return _error(405, "Use POST.", "method_not_allowed")
-    return _post_usage(request, single=False)
+        return http.error(405, "Use POST.", "method_not_allowed")
+    return http.post_usage(request, single=False)
 
 
 # --- the CMS client's protocol (WCP) ---------------------------------------------------------
 def _wcp_message(status: int, message: str, **extra: Any) -> HttpResponse:
-    return _json(status, {"message": message, **extra})
+    return http.respond(status, {"message": message, **extra})
 
 
 def _wcp_refusal(refusal: WcpRefusal) -> HttpResponse:
@@ -146,14 +92,14 @@ def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str)
     if request.method != "POST":
         return _wcp_message(405, "Use POST.")
     key = wcp_key_from_request(request)
-    throttled = _throttled(key, wcp=True)
+    throttled = http.throttled(key, wcp=True)
     if throttled is not None:
         return throttled
     caller = wcp_authenticate(key, org_slug=org_id, project_slug=project_id)
     if isinstance(caller, WcpRefusal):
         return _wcp_refusal(caller)
     try:
-        raw = _body(request, json_only=False)
+        raw = http.body_json(request, json_only=False)
     except Invalid as invalid:
         return _wcp_message(invalid.status, invalid.message)
     operation = raw.get("operation") if isinstance(raw, dict) else None
@@ -169,7 +115,7 @@ def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str)
             now=timezone.now(),
         )
     except DatabaseError:
-        return _unavailable(wcp=True)
+        return http.unavailable(wcp=True)
     noun = "seat" if metric == SEATS else "tenant"
     if change.no_contract:
         return _wcp_message(403, f"Cannot add a {noun}: this organization has no active contract.")
@@ -226,23 +172,23 @@ def telemetry(request: HttpRequest) -> HttpResponse:
         return _wcp_message(405, "Use POST.")
     now = timezone.now()
     try:
-        raw = _body(request, json_only=False)
+        raw = http.body_json(request, json_only=False)
         if not isinstance(raw, dict):
             raise Invalid('The body must be {"apiKey", "version", "logs": [...]}.', "wrong_type")
         key = raw.get("apiKey") or wcp_key_from_request(request)
         if not isinstance(key, str):
             key = ""
-        refused = ingest.key_shape_problem(key)
+        refused = shape_refusal(key)
         if refused is not None:
             return _wcp_message(refused.status, refused.message)
-        throttled = _throttled(key, wcp=True)
+        throttled = http.throttled(key, wcp=True)
         if throttled is not None:
             return throttled
         times = _log_times(raw.get("logs"), now)
     except Invalid as invalid:
         return _wcp_message(invalid.status, invalid.message)
     if not times:
-        refused = ingest.key_refusal(key, now=now)
+        refused = http.key_refusal(key, now=now)
         if refused is not None:
             return _wcp_message(refused.status, refused.message)
         return _wcp_message(200, "ok", counted=0)
@@ -250,12 +196,10 @@ def telemetry(request: HttpRequest) -> HttpResponse:
         logs_created_on=times, batch_digest=services.telemetry_digest(raw["logs"])
     )
     try:
-        result = ingest.record(
-            plaintext=key, readings=readings, now=now, source=ReadingSource.TELEMETRY
-        )
+        result = record(plaintext=key, readings=readings, now=now, source=ReadingSource.TELEMETRY)
     except DatabaseError:
-        return _unavailable(wcp=True)
-    if isinstance(result, ingest.Refused):
+        return http.unavailable(wcp=True)
+    if not isinstance(result, Recorded):
         return _wcp_message(result.status, result.message)
     counted = sum(o.counted for o in result.outcomes)
     return _wcp_message(200, "ok", counted=counted, duplicate=counted == 0)

@@ -13,20 +13,40 @@ SERVICES = COMPOSE["services"]
 
 
 def test_compose_has_the_production_services():
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert set(SERVICES) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "web",
+        "ingest",
+        "proxy",
+        "worker",
+        "beat",
+    }
+
+
+def test_the_proxy_sends_the_usage_api_to_the_ingest_service_and_the_rest_to_web():
+    assert SERVICES["proxy"]["ports"] == ["8000:80"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in SERVICES["proxy"]["volumes"]
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    routes = dict(re.findall(r"location (= \S+|/) \{\s*proxy_pass http://(\w+);", conf))
+    assert routes == {"= /api/v1/usage": "ingest", "= /api/v1/usage/batch": "ingest", "/": "web"}
+    ingest = SERVICES["ingest"]
+    assert ingest["environment"]["DJANGO_SETTINGS_MODULE"] == "controlpanel.settings_ingest"
+    assert ingest["command"] == SERVICES["web"]["command"]
 
 
 def test_postgres_and_redis_have_healthchecks_the_app_waits_for():
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
     assert "ping" in SERVICES["redis"]["healthcheck"]["test"]
-    for name in ("migrate", "web", "worker", "beat"):
+    for name in ("migrate", "web", "ingest", "worker", "beat"):
         depends = SERVICES[name]["depends_on"]
         assert depends["postgres"] == {"condition": "service_healthy"}
         assert depends["redis"] == {"condition": "service_healthy"}
 
 
 def test_app_services_share_one_image_and_run_the_right_commands():
-    for name in ("migrate", "web", "worker", "beat"):
+    for name in ("migrate", "web", "ingest", "worker", "beat"):
         assert SERVICES[name]["build"] == "."
         assert SERVICES[name]["image"] == "controlpanel:latest"
         assert SERVICES[name]["env_file"] == ".env"
@@ -36,7 +56,7 @@ def test_app_services_share_one_image_and_run_the_right_commands():
     assert SERVICES["web"]["command"][0] == "gunicorn"
     assert SERVICES["worker"]["command"][:4] == ["celery", "-A", "controlpanel", "worker"]
     assert SERVICES["beat"]["command"][:4] == ["celery", "-A", "controlpanel", "beat"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "ingest", "worker", "beat"):
         assert SERVICES[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }

@@ -11,6 +11,7 @@ import logging
 
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
@@ -23,8 +24,8 @@ from accounts.licensing.selectors.caller import license_caller
 from accounts.licensing.selectors.published import jwks as published_jwks
 from accounts.licensing.selectors.standing import Code
 from accounts.licensing.selectors.validation import license_validate
-from accounts.models import ApiKey
 from accounts.services.api_keys import api_key_touch
+from accounts.services.last_use import last_use_due
 from accounts.wcp import WcpRefusal, wcp_key_from_request
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonR
         )
         if isinstance(caller, WcpRefusal):
             return _message(caller.status, caller.message)
-        if caller.key_needs_touch:  # decided in the caller query: at most once a minute
-            api_key_touch(api_key=ApiKey(pk=caller.api_key_id, last_used_at=None))
+        now = timezone.now()
+        if last_use_due(caller.key_last_used_at, now):  # read by the caller query
+            api_key_touch(api_key_id=caller.api_key_id, at=now)
         answer = services.license_answer(caller=caller, cache_key=cache_key, cached=cached)
     except services.LicensingError as exc:
         log.error("license signing unavailable: %s", exc)

@@ -129,7 +129,8 @@ class ApiKey(models.Model):
     """An environment's key. The secret is shown once; we keep its SHA-256 digest only.
 
     Wire form: `cpk_<prefix>_<secret>`. The prefix is public and indexed for lookup;
-    the digest of the whole key is compared in constant time.
+    the digest of the whole key must equal `digest` (the key check:
+    accounts.selectors.api_keys, which says why that comparison is safe).
     """
 
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="api_keys")

@@ -21,6 +21,7 @@ from accounts.models import (
     PersonalAccessToken,
     User,
 )
+from accounts.services.last_use import last_use_due, last_use_record
 from accounts.services.team import TeamError
 
 PAT_KIND = "cpt"
@@ -30,7 +31,6 @@ PAT_SHAPE = tokens.shape(PAT_KIND)
 CLI_POLL_SHAPE = tokens.shape(CLI_POLL_KIND)
 CLI_CODE_SHAPE = tokens.shape(CLI_CODE_KIND)
 CLI_SESSION_LIFETIME = dt.timedelta(minutes=10)
-LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 PENDING_PAT_DEFAULT_NAME = "CMS CLI"
 META_MAX_BYTES = 4096
 
@@ -71,7 +71,7 @@ def pat_revoke(*, token: PersonalAccessToken) -> PersonalAccessToken:
 
 
 def pat_authenticate(plaintext: str) -> PersonalAccessToken | None:
-    """Shape first (no I/O), one indexed lookup by prefix, constant-time digest check."""
+    """Shape first (no I/O), one indexed lookup by prefix, then the digest check."""
     match = PAT_SHAPE.match(plaintext or "")
     if match is None:
         return None
@@ -81,9 +81,8 @@ def pat_authenticate(plaintext: str) -> PersonalAccessToken | None:
     now = timezone.now()
     if not token.is_usable(now) or not token.user.is_active:
         return None
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        # At most one write a minute per token.
-        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    if last_use_due(token.last_used_at, now):
+        last_use_record(PersonalAccessToken.objects.filter(pk=token.pk), at=now)
         token.last_used_at = now
     return token
 

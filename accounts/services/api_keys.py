@@ -13,6 +13,7 @@ from accounts import tokens
 from accounts.models import API_KEY_KIND, ApiKey, AuditKind, Environment, User
 from accounts.services.audit import Actor, audit_record
 from accounts.services.errors import ServiceError
+from accounts.services.last_use import last_use_record
 
 
 @dataclass(frozen=True)
@@ -122,13 +123,8 @@ def api_key_rotate(
     return new
 
 
-LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
-
-
-def api_key_touch(*, api_key: ApiKey, at: dt.datetime | None = None) -> None:
-    """Record use, at most once a minute per key, so the hot path rarely writes."""
-    at = at or timezone.now()
-    if api_key.last_used_at is not None and at - api_key.last_used_at < LAST_USED_RESOLUTION:
-        return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
-    api_key.last_used_at = at
+def api_key_touch(*, api_key_id: int, at: dt.datetime | None = None) -> bool:
+    """Record the key's use, at most once a minute (`last_use`). Callers that read the
+    key's `last_used_at` anyway call this only when `last_use_due` says so, so a request
+    writes nothing most of the time. Returns whether it wrote."""
+    return bool(last_use_record(ApiKey.objects.filter(pk=api_key_id), at=at or timezone.now()))

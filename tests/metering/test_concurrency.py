@@ -13,8 +13,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import OverageMode
-from metering import ingest, selectors
+from metering import selectors
 from metering.counting import Reading
+from metering.ingest.record import Recorded, record
 from metering.models import UsageGauge, UsageReading, UsageRollup, UsageSeries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,9 +44,7 @@ def _in_parallel(workers: int, job: Callable[[int], object]) -> list[object]:
     return results
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_parallel_pushes_for_one_series_count_exactly_once(tenant, settings, fast):
-    settings.INGEST_SQL_FAST_PATH = fast
+def test_parallel_pushes_for_one_series_count_exactly_once(tenant):
     top = 300
     now = timezone.now()
 
@@ -58,10 +57,8 @@ def test_parallel_pushes_for_one_series_count_exactly_once(tenant, settings, fas
             size = rng.choice([1, 1, 7])
             chunk, values = values[:size], values[size:]
             readings = [Reading("api-1", "boot-a", now, v, seats=v % 13) for v in chunk]
-            result = ingest.record(
-                plaintext=tenant.api_key, readings=readings, now=now, single=len(chunk) == 1
-            )
-            assert isinstance(result, ingest.Recorded)
+            result = record(plaintext=tenant.api_key, readings=readings, now=now)
+            assert isinstance(result, Recorded)
             counted += sum(o.counted for o in result.outcomes)
         return counted
 
@@ -74,9 +71,7 @@ def test_parallel_pushes_for_one_series_count_exactly_once(tenant, settings, fas
     assert selectors.day_differences() == []  # each day is the sum and max of its hours
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_parallel_pushes_of_many_instances_sum_their_maxima(tenant, settings, fast):
-    settings.INGEST_SQL_FAST_PATH = fast
+def test_parallel_pushes_of_many_instances_sum_their_maxima(tenant):
     now = timezone.now()
 
     def push(n: int) -> None:
@@ -86,10 +81,8 @@ def test_parallel_pushes_of_many_instances_sum_their_maxima(tenant, settings, fa
                 Reading(f"i{rng.randrange(6)}", "", now, step * 10 + rng.randrange(10))
                 for _ in range(rng.choice([1, 4]))
             ]
-            result = ingest.record(
-                plaintext=tenant.api_key, readings=readings, now=now, single=len(readings) == 1
-            )
-            assert isinstance(result, ingest.Recorded)
+            result = record(plaintext=tenant.api_key, readings=readings, now=now)
+            assert isinstance(result, Recorded)
 
     _in_parallel(8, push)
     highest = sum(UsageSeries.objects.values_list("highest", flat=True))
@@ -139,8 +132,15 @@ def test_simultaneous_decrements_never_go_below_zero(tenant):
     assert UsageGauge.objects.get(environment=tenant.production, metric="tenants").value == 0
 
 
-def test_a_connection_dropped_by_the_server_is_replaced_without_an_error(client, tenant):
+# With Django's per-request health check (web) and without it (the ingest-only service,
+# controlpanel.settings_ingest): ingest replaces the dropped connection itself.
+@pytest.mark.parametrize("health_checks", [True, False])
+def test_a_connection_dropped_by_the_server_is_replaced_without_an_error(
+    client, tenant, monkeypatch, health_checks
+):
     import psycopg
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", health_checks)
 
     assert (
         client.post(

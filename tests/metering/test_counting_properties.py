@@ -1,5 +1,6 @@
 """The counting rules as properties (hypothesis): any order, any repetition, several boots;
-the no-boot restart rule; rollups summing to the total; recompute agreeing."""
+the no-boot restart rule; and the real HTTP and database path answering, reading by
+reading, and storing, row by row, what the rules' model (tests/metering/model.py) says."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ import datetime as dt
 import random
 
 import pytest
-from django.utils import timezone
+import time_machine
+from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from metering import counting, ingest, selectors
+from metering import selectors
 from metering.counting import Reading
-from metering.models import UsageDay, UsageReading, UsageRollup, UsageSeries
+from metering.models import (
+    UsageClosedThrough,
+    UsageDay,
+    UsageGauge,
+    UsageReading,
+    UsageRollup,
+    UsageSeries,
+)
+from tests.metering.model import Model
 
 T0 = dt.datetime(2026, 11, 22, 6, tzinfo=dt.UTC)
 
@@ -34,28 +44,16 @@ def fleets(draw):
             for step, value in enumerate(values):
                 observed = T0 + dt.timedelta(minutes=37 * step + 5 * boot)
                 seats = draw(st.none() | st.integers(0, 50))
-                readings.append(Reading(f"i{instance}", f"b{boot}", observed, value, seats))
+                tenants = draw(st.none() | st.integers(0, 5))
+                readings.append(
+                    Reading(f"i{instance}", f"b{boot}", observed, value, seats, tenants)
+                )
     return readings, expected
 
 
-def _pure_total(batches: list[list[Reading]]) -> tuple[int, list[counting.Outcome]]:
-    """Run batches through the pure rules with in-memory series (the reference model)."""
-    series: dict[counting.SeriesKey, tuple[int, dt.datetime]] = {}
-    heads: dict[str, counting.SeriesHead] = {}
-    out: list[counting.Outcome] = []
-    for batch in batches:
-        keys = counting.choose_series(batch, heads)
-        before = {
-            k: counting.Before(k not in series, *(series.get(k, (0, None)))) for k in set(keys)
-        }
-        results = counting.outcomes(batch, keys, before, known_instances=set(), closed_through=None)
-        for r, k in zip(batch, keys, strict=True):
-            highest, seen = series.get(k, (0, r.observed_at))
-            series[k] = (max(highest, r.api_calls), max(seen, r.observed_at))
-            if not k[1]:
-                heads[k[0]] = counting.SeriesHead(k[2], *series[k])
-        out.extend(results)
-    return sum(o.counted for o in out), out
+def _total(readings: list[Reading]) -> int:
+    model = Model()
+    return sum(model.push(r).counted for r in readings)
 
 
 @given(fleet=fleets(), seed=st.integers(0, 2**32), dupes=st.integers(0, 10))
@@ -64,11 +62,7 @@ def test_any_order_and_repetition_counts_the_sum_of_each_boots_maximum(fleet, se
     rng = random.Random(seed)
     sent = readings + [rng.choice(readings) for _ in range(dupes)]
     rng.shuffle(sent)
-    cut = sorted(rng.sample(range(len(sent) + 1), k=min(3, len(sent) + 1)))
-    batches = [sent[a:b] for a, b in zip([0, *cut], [*cut, len(sent)], strict=True) if sent[a:b]]
-    total, outcomes = _pure_total(batches)
-    assert total == expected
-    assert all(o.counted >= 0 for o in outcomes)
+    assert _total(sent) == expected
 
 
 @st.composite
@@ -86,106 +80,175 @@ def restarts(draw):
     return runs
 
 
-@given(runs=restarts(), late_picks=st.lists(st.integers(0, 1000), max_size=5))
-def test_no_boot_lower_later_is_a_restart_and_lower_earlier_is_late(runs, late_picks):
+def _restart_readings(runs: list[list[int]]) -> list[Reading]:
     readings, at = [], T0
     for values in runs:
         for value in values:
             at += dt.timedelta(minutes=3)
             readings.append(Reading("solo", "", at, value))
-    total, _ = _pure_total([readings])
-    assert total == sum(values[-1] for values in runs)
+    return readings
+
+
+@given(runs=restarts(), late_picks=st.lists(st.integers(0, 1000), max_size=5))
+def test_no_boot_lower_later_is_a_restart_and_lower_earlier_is_late(runs, late_picks):
+    readings = _restart_readings(runs)
+    assert _total(readings) == sum(values[-1] for values in runs)
     # Re-sending older readings no higher than the current value counts nothing.
     current = runs[-1][-1]
     late = [readings[p % len(readings)] for p in late_picks]
     late = [r for r in late if r.api_calls <= current]
-    total_after, _ = _pure_total([readings, late] if late else [readings])
-    assert total_after == total
+    assert _total(readings + late) == _total(readings)
 
 
-# --- the same properties through the database (both ingest paths) ---------------------------
+# --- the real path against the model ---------------------------------------------------------
+NOW = T0 + dt.timedelta(days=2)
+
+
 def _reset_usage():
     UsageReading.objects.all().delete()
     UsageRollup.objects.all().delete()
     UsageSeries.objects.all().delete()
     UsageDay.objects.all().delete()
+    UsageGauge.objects.all().delete()
+    UsageClosedThrough.objects.all().delete()
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("fast", [True, False])
-@hypothesis_settings(
-    max_examples=25,
+def _wire(r: Reading) -> dict:
+    out = {
+        "instance": r.instance,
+        "api_calls": r.api_calls,
+        "observed_at": r.observed_at.isoformat(),
+    }
+    if r.boot:
+        out["boot"] = r.boot
+    for name in ("seats", "tenants"):
+        if getattr(r, name) is not None:
+            out[name] = getattr(r, name)
+    return out
+
+
+def _send(key: str, sent: list[Reading], sizes: list[int]) -> list[dict]:
+    """POST the readings in requests of these sizes (1: the single-reading endpoint);
+    every reading's answer, in order."""
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    answers: list[dict] = []
+    position = 0
+    for size in sizes:
+        chunk = sent[position : position + size]
+        position += size
+        if not chunk:
+            break
+        if len(chunk) == 1:
+            response = client.post(
+                "/api/v1/usage", _wire(chunk[0]), content_type="application/json"
+            )
+            assert response.status_code == 202, response.content
+            answers.append(response.json())
+        else:
+            body = {"readings": [_wire(r) for r in chunk]}
+            response = client.post("/api/v1/usage/batch", body, content_type="application/json")
+            assert response.status_code == 202, response.content
+            got = response.json()
+            assert got["counted"] == {
+                "api_calls": sum(a["counted"]["api_calls"] for a in got["results"])
+            }
+            answers.extend(got["results"])
+    return answers
+
+
+def _stored(environment) -> dict:
+    return {
+        "rollups": {
+            (r.metric, r.hour): (
+                r.total,
+                r.late_total,
+                r.peak,
+                r.last,
+                r.last_observed_at,
+                r.readings,
+            )
+            for r in UsageRollup.objects.filter(environment=environment)
+        },
+        "days": {
+            (d.metric, d.day): (d.total, d.peak)
+            for d in UsageDay.objects.filter(environment=environment)
+        },
+        "gauges": {
+            g.metric: (g.value, g.observed_at)
+            for g in UsageGauge.objects.filter(environment=environment)
+        },
+    }
+
+
+def _expected(model: Model) -> dict:
+    return {
+        "rollups": {
+            k: (r.total, r.late_total, r.peak, r.last, r.last_observed_at, r.readings)
+            for k, r in model.rollups.items()
+        },
+        "days": dict(model.days),
+        "gauges": dict(model.gauges),
+    }
+
+
+PROPERTY_SETTINGS = hypothesis_settings(
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(fleet=fleets(), seed=st.integers(0, 2**32), dupes=st.integers(0, 6))
-def test_stored_counts_rollups_and_recompute_agree(tenant, settings, fast, fleet, seed, dupes):
-    from django.db import connection
 
-    if fast and connection.vendor != "postgresql":
-        pytest.skip("the SQL fast path runs on PostgreSQL only")
-    settings.INGEST_SQL_FAST_PATH = fast
+
+@pytest.mark.django_db
+@PROPERTY_SETTINGS
+@given(
+    fleet=fleets(),
+    seed=st.integers(0, 2**32),
+    dupes=st.integers(0, 6),
+    closed_hours=st.none() | st.integers(0, 8),
+)
+def test_the_http_path_answers_and_stores_what_the_model_says(
+    tenant, fleet, seed, dupes, closed_hours
+):
     _reset_usage()
     readings, expected = fleet
     rng = random.Random(seed)
     sent = readings + [rng.choice(readings) for _ in range(dupes)]
     rng.shuffle(sent)
-    now = timezone.now()
-    counted = 0
-    position = 0
-    while position < len(sent):
-        size = rng.choice([1, 1, 2, 5])
-        chunk = sent[position : position + size]
-        position += size
-        result = ingest.record(plaintext=tenant.api_key, readings=chunk, now=now, single=size == 1)
-        assert isinstance(result, ingest.Recorded)
-        counted += sum(o.counted for o in result.outcomes)
-    assert counted == expected
-    assert (
-        sum(UsageRollup.objects.filter(metric="api_calls").values_list("total", flat=True))
-        == expected
-    )
+    model = Model()
+    if closed_hours is not None:
+        # Periods closed through some instant (not always on the hour): rule 4's late path.
+        closed = T0 + dt.timedelta(hours=closed_hours, minutes=rng.choice([0, 20]))
+        UsageClosedThrough.objects.create(
+            organization=tenant.production.project.organization, closed_through=closed
+        )
+        model.closed_through = closed
+    sizes = [rng.choice([1, 1, 2, 5, 40]) for _ in sent]
+    with time_machine.travel(NOW, tick=False):
+        answers = _send(tenant.api_key, sent, sizes)
+    assert answers == [model.push(r).json() for r in sent]
+    assert model.counted() == expected
+    assert _stored(tenant.production) == _expected(model)
     assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == expected
     assert UsageReading.objects.count() == len(sent)
     assert selectors.rollup_differences() == []
-    assert selectors.day_differences() == []  # each day is the sum and max of its hours
+    assert selectors.day_differences() == []
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("fast", [True, False])
-@hypothesis_settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTY_SETTINGS
 @given(runs=restarts(), seed=st.integers(0, 2**32))
-def test_stored_no_boot_restarts_count_each_runs_maximum(tenant, settings, fast, runs, seed):
-    from django.db import connection
-
-    if fast and connection.vendor != "postgresql":
-        pytest.skip("the SQL fast path runs on PostgreSQL only")
-    settings.INGEST_SQL_FAST_PATH = fast
+def test_the_http_path_counts_boot_less_restarts_as_the_model_does(tenant, runs, seed):
     _reset_usage()
-    readings, at = [], T0
-    for values in runs:
-        for value in values:
-            at += dt.timedelta(minutes=3)
-            readings.append(Reading("solo", "", at, value))
     rng = random.Random(seed)
-    now = timezone.now()
-    position = 0
-    while position < len(readings):
-        size = rng.choice([1, 1, 3])
-        chunk = readings[position : position + size]
-        position += size
-        result = ingest.record(plaintext=tenant.api_key, readings=chunk, now=now, single=size == 1)
-        assert isinstance(result, ingest.Recorded)
-    expected = sum(values[-1] for values in runs)
-    assert sum(UsageReading.objects.values_list("counted_api_calls", flat=True)) == expected
-    assert (
-        sum(UsageRollup.objects.filter(metric="api_calls").values_list("total", flat=True))
-        == expected
-    )
+    readings = _restart_readings(runs)
+    # Some readings again, late: no higher than the current value, observed earlier.
+    again = [r for r in readings if r.api_calls <= runs[-1][-1]]
+    sent = readings + [rng.choice(again) for _ in range(rng.randrange(3)) if again]
+    model = Model()
+    sizes = [rng.choice([1, 1, 3]) for _ in sent]
+    with time_machine.travel(NOW, tick=False):
+        answers = _send(tenant.api_key, sent, sizes)
+    assert answers == [model.push(r).json() for r in sent]
+    assert model.counted() == sum(values[-1] for values in runs)
     assert UsageSeries.objects.filter(boot="").count() == len(runs)
-    assert selectors.rollup_differences() == []
-    assert selectors.day_differences() == []  # each day is the sum and max of its hours
+    assert _stored(tenant.production) == _expected(model)

@@ -28,19 +28,22 @@ def frozen():
         yield
 
 
-def test_first_reading_counts_its_value_and_is_kept_verbatim(client, tenant, ingest_path, frozen):
-    response = post_usage(
-        client,
-        tenant.api_key,
-        {
-            "instance": "graphql-7f3a",
-            "boot": "b8c1",
-            "observed_at": "2026-11-22T10:05:00Z",
-            "api_calls": 123456,
-            "seats": 17,
-            "tenants": 3,
-        },
-    )
+def test_first_reading_counts_its_value_and_is_kept_verbatim(
+    client, tenant, frozen, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # the key's last use
+        response = post_usage(
+            client,
+            tenant.api_key,
+            {
+                "instance": "graphql-7f3a",
+                "boot": "b8c1",
+                "observed_at": "2026-11-22T10:05:00Z",
+                "api_calls": 123456,
+                "seats": 17,
+                "tenants": 3,
+            },
+        )
     assert response.status_code == 202
     assert response.json() == {
         "counted": {"api_calls": 123456},
@@ -74,9 +77,7 @@ def test_first_reading_counts_its_value_and_is_kept_verbatim(client, tenant, ing
     assert ApiKey.objects.get(environment=tenant.production).last_used_at == NOW
 
 
-def test_later_reading_counts_the_difference_and_repeat_is_a_duplicate(
-    client, tenant, ingest_path, frozen
-):
+def test_later_reading_counts_the_difference_and_repeat_is_a_duplicate(client, tenant, frozen):
     post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 100})
     second = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 130})
     again = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 130})
@@ -91,7 +92,7 @@ def test_later_reading_counts_the_difference_and_repeat_is_a_duplicate(
     assert UsageReading.objects.count() == 3
 
 
-def test_new_boot_counts_from_zero_and_says_reset(client, tenant, ingest_path, frozen):
+def test_new_boot_counts_from_zero_and_says_reset(client, tenant, frozen):
     post_usage(client, tenant.api_key, {"instance": "a", "boot": "one", "api_calls": 500})
     response = post_usage(client, tenant.api_key, {"instance": "a", "boot": "two", "api_calls": 7})
     assert response.json() == {
@@ -102,7 +103,7 @@ def test_new_boot_counts_from_zero_and_says_reset(client, tenant, ingest_path, f
     }
 
 
-def test_lower_value_observed_later_without_boot_is_a_restart(client, tenant, ingest_path, frozen):
+def test_lower_value_observed_later_without_boot_is_a_restart(client, tenant, frozen):
     post_usage(
         client,
         tenant.api_key,
@@ -133,7 +134,7 @@ def test_lower_value_observed_later_without_boot_is_a_restart(client, tenant, in
     assert sorted(UsageSeries.objects.values_list("generation", "highest")) == [(0, 500), (1, 20)]
 
 
-def test_batch_answers_per_reading(client, tenant, ingest_path, frozen):
+def test_batch_answers_per_reading(client, tenant, frozen):
     response = post_usage(
         client,
         tenant.api_key,
@@ -157,9 +158,7 @@ def test_batch_answers_per_reading(client, tenant, ingest_path, frozen):
     assert UsageGauge.objects.get(metric="seats").value == 4
 
 
-def test_counts_in_a_closed_period_move_to_the_first_open_hour_marked_late(
-    client, tenant, ingest_path, frozen
-):
+def test_counts_in_a_closed_period_move_to_the_first_open_hour_marked_late(client, tenant, frozen):
     closed = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
     UsageClosedThrough.objects.create(organization=tenant.organization, closed_through=closed)
     response = post_usage(
@@ -174,7 +173,7 @@ def test_counts_in_a_closed_period_move_to_the_first_open_hour_marked_late(
 
 
 def test_counted_calls_are_not_attributed_before_the_series_previous_reading(
-    client, tenant, ingest_path, frozen
+    client, tenant, frozen
 ):
     post_usage(
         client,
@@ -192,7 +191,7 @@ def test_counted_calls_are_not_attributed_before_the_series_previous_reading(
     ]
 
 
-def test_absolute_gauge_replaces_running_count_unless_older(client, tenant, ingest_path, frozen):
+def test_absolute_gauge_replaces_running_count_unless_older(client, tenant, frozen):
     post_usage(
         client,
         tenant.api_key,
@@ -271,9 +270,7 @@ def test_timestamp_just_inside_the_skew_and_retention_is_accepted(client, tenant
     assert ok.status_code == 202
 
 
-def test_bad_reading_in_a_batch_refuses_the_whole_batch_naming_index_and_field(
-    client, tenant, ingest_path
-):
+def test_bad_reading_in_a_batch_refuses_the_whole_batch_naming_index_and_field(client, tenant):
     readings = [{"instance": f"i{n}", "api_calls": n} for n in range(10)]
     readings[7]["api_calls"] = -5
     response = post_usage(client, tenant.api_key, {"readings": readings}, batch=True)
@@ -348,9 +345,7 @@ def test_body_that_is_not_json_is_refused_with_400(client, tenant):
         ("Bearer cpk_abcdefghijkl_" + "A" * 43, "unknown"),
     ],
 )
-def test_missing_malformed_or_unknown_key_is_refused_with_401(
-    client, tenant, ingest_path, header, code
-):
+def test_missing_malformed_or_unknown_key_is_refused_with_401(client, tenant, header, code):
     headers = {} if header is None else {"HTTP_AUTHORIZATION": header}
     response = client.post("/api/v1/usage", GOOD, content_type="application/json", **headers)
     assert response.status_code == 401
@@ -358,7 +353,7 @@ def test_missing_malformed_or_unknown_key_is_refused_with_401(
     _assert_nothing_written()
 
 
-def test_revoked_and_expired_keys_are_refused_with_401(client, tenant, ingest_path):
+def test_revoked_and_expired_keys_are_refused_with_401(client, tenant):
     revoked = api_key_issue(environment=tenant.production)
     api_key_revoke(api_key=revoked.api_key)
     expired = api_key_issue(
@@ -373,7 +368,7 @@ def test_revoked_and_expired_keys_are_refused_with_401(client, tenant, ingest_pa
     _assert_nothing_written()
 
 
-def test_disabled_environment_is_refused_with_403(client, tenant, ingest_path):
+def test_disabled_environment_is_refused_with_403(client, tenant):
     environment_set_status(environment=tenant.production, enabled=False)
     for batch in (False, True):
         response = post_usage(
@@ -424,19 +419,31 @@ def test_wrong_method_is_refused(client, tenant):
 
 
 # --- query pins ---------------------------------------------------------------------------
-def test_single_reading_costs_one_query_on_postgres(
-    client, tenant, django_assert_num_queries, settings
-):
-    settings.INGEST_SQL_FAST_PATH = True
-    post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
+def test_single_reading_with_a_boot_costs_one_query(client, tenant, django_assert_num_queries):
+    post_usage(client, tenant.api_key, {"instance": "warm", "boot": "b", "api_calls": 1})
     with django_assert_num_queries(1):
-        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5, "seats": 2})
+        response = post_usage(
+            client, tenant.api_key, {"instance": "a", "boot": "b", "api_calls": 5, "seats": 2}
+        )
     assert response.status_code == 202
 
 
-def test_the_keys_last_use_is_written_at_most_once_a_minute(client, tenant, ingest_path):
+def test_single_reading_without_a_boot_reads_the_series_head_first(
+    client, tenant, django_assert_num_queries
+):
+    post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
+    # The head (rule 3 continues from it), then the write statement.
+    with django_assert_num_queries(2):
+        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5})
+    assert response.status_code == 202
+
+
+def test_the_keys_last_use_is_written_at_most_once_a_minute(
+    client, tenant, django_capture_on_commit_callbacks
+):
     def push(at: dt.datetime, value: int) -> None:
-        with time_machine.travel(at, tick=False):
+        # The key's last use is written after the reading's commit.
+        with time_machine.travel(at, tick=False), django_capture_on_commit_callbacks(execute=True):
             reading = {"instance": "a", "api_calls": value}
             assert post_usage(client, tenant.api_key, reading).status_code == 202
 
@@ -456,73 +463,45 @@ def test_the_keys_last_use_is_written_at_most_once_a_minute(client, tenant, inge
     assert UsageRollup.objects.get(metric="api_calls").total == 4
 
 
-def test_a_reading_due_to_record_the_keys_use_costs_a_second_query_on_postgres(
-    client, tenant, django_assert_num_queries, settings
+def test_a_reading_due_to_record_the_keys_use_costs_a_second_query(
+    client, tenant, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
-    settings.INGEST_SQL_FAST_PATH = True
-    with time_machine.travel(NOW, tick=False):
-        post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
-    # The reading statement, then the key's last_used_at in a statement of its own.
+    reading = {"instance": "warm", "boot": "b", "api_calls": 1}
+    with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
+        post_usage(client, tenant.api_key, reading)
+    # The write statement, then (after its commit) accounts' conditional UPDATE of the
+    # key's last use.
     with (
         time_machine.travel(NOW + dt.timedelta(minutes=2), tick=False),
         django_assert_num_queries(2),
+        django_capture_on_commit_callbacks(execute=True),
     ):
-        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5})
+        response = post_usage(client, tenant.api_key, {**reading, "instance": "a"})
     assert response.status_code == 202
     key = ApiKey.objects.get(environment=tenant.production)
     assert key.last_used_at == NOW + dt.timedelta(minutes=2)
     assert UsageReading.objects.filter(instance="a").count() == 1
 
 
-def test_single_reading_on_the_orm_path_costs_a_fixed_number_of_queries(
-    client, tenant, django_assert_num_queries, settings
-):
-    settings.INGEST_SQL_FAST_PATH = False
-    post_usage(client, tenant.api_key, {"instance": "warm", "api_calls": 1})
-    # key; closed-through; instances and heads; series insert, lock, update; reading;
-    # gauge insert, update; rollups insert, lock, update; days insert, lock, update; and the
-    # savepoint pair.
-    with django_assert_num_queries(18):
-        response = post_usage(client, tenant.api_key, {"instance": "a", "api_calls": 5, "seats": 2})
-    assert response.status_code == 202
-
-
 @pytest.mark.parametrize("size", [1, 50, 1000])
-def test_batch_costs_a_constant_number_of_queries_on_postgres(
-    client, tenant, django_assert_max_num_queries, settings, size
-):
-    settings.INGEST_SQL_FAST_PATH = True
+def test_batch_costs_a_constant_number_of_queries(client, tenant, django_assert_num_queries, size):
+    post_usage(client, tenant.api_key, {"instance": "warm", "boot": "b", "api_calls": 1})
     readings = [
         {"instance": f"i{n % 40}", "boot": "b", "api_calls": n, "seats": n % 7} for n in range(size)
     ]
-    # lookup, series upsert, the write statement, and the transaction's BEGIN/COMMIT.
-    with django_assert_max_num_queries(5):
+    with django_assert_num_queries(1):
         response = post_usage(client, tenant.api_key, {"readings": readings}, batch=True)
     assert response.status_code == 202
-
-
-@pytest.mark.parametrize("size", [1, 200])
-def test_orm_path_batch_queries_do_not_grow_with_size(
-    client, tenant, django_assert_max_num_queries, settings, size
-):
-    settings.INGEST_SQL_FAST_PATH = False
-    readings = [{"instance": f"i{n % 3}", "api_calls": n, "seats": 1} for n in range(size)]
-    # SQLite splits large inserts by its parameter limit: allow for that, nothing per reading.
-    with django_assert_max_num_queries(24):
+    readings = [{"instance": f"i{n % 40}", "api_calls": n} for n in range(size)]
+    with django_assert_num_queries(2):  # boot-less: the heads, then the write
         response = post_usage(client, tenant.api_key, {"readings": readings}, batch=True)
     assert response.status_code == 202
 
 
 def test_hot_statements_go_out_with_native_placeholders_one_per_parameter():
-    from metering.ingest import postgres
+    from metering.ingest.postgres import write
 
-    for statement in (
-        postgres.SINGLE,
-        postgres.TOUCH,
-        postgres.BATCH_HEADS,
-        postgres.BATCH_SERIES,
-        postgres.BATCH_WRITE,
-    ):
+    for statement in (write.HEADS, write.WRITE):
         assert "%(" not in statement.sql
         assert len(set(statement.names)) == len(statement.names)
         numbers = {int(n) for n in re.findall(r"\$(\d+)", statement.sql)}
@@ -532,14 +511,14 @@ def test_hot_statements_go_out_with_native_placeholders_one_per_parameter():
 def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatch):
     from django.db import OperationalError
 
-    from metering import ingest
+    from metering.ingest import record
 
     def fail(*args):
         raise OperationalError("connection lost")
 
     # Failure injection at the storage boundary: the real database cannot be made to fail
     # on cue from inside a test transaction.
-    monkeypatch.setattr(ingest, "_record", fail)
+    monkeypatch.setattr(record, "_record", fail)
     response = post_usage(client, tenant.api_key, GOOD)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
@@ -549,7 +528,7 @@ def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatc
 
 # Transactional, as in production: the failing statement runs in autocommit.
 @pytest.mark.django_db(transaction=True)
-def test_counts_whose_sum_overflows_are_refused_whole(client, tenant, ingest_path):
+def test_counts_whose_sum_overflows_are_refused_whole(client, tenant):
     big = 2**63 - 1
     assert (
         post_usage(client, tenant.api_key, {"instance": "a", "api_calls": big}).status_code == 202

@@ -162,3 +162,22 @@ def test_key_problems(client, tenant):
     response = _get(client, tenant.api_key)
     assert response.status_code == 403
     assert response.json()["code"] == "environment_disabled"
+
+
+def test_storage_failure_answers_503_with_retry_after(client, tenant, monkeypatch):
+    from django.db import OperationalError
+
+    from metering import selectors
+
+    def fail(**kwargs):
+        raise OperationalError("connection lost")
+
+    # Failure injection at the storage boundary, as for the POST.
+    monkeypatch.setattr(selectors, "usage_summary", fail)
+    response = client.get("/api/v1/usage", HTTP_AUTHORIZATION=f"Bearer {tenant.api_key}")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json() == {
+        "message": "Usage storage is unavailable; retry shortly.",
+        "code": "unavailable",
+    }

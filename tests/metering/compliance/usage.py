@@ -5,13 +5,34 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import API_CALLS, Environment
-from metering import services
-from metering.counting import RollupDelta
+from metering.ingest.postgres import rules
 from metering.models import UsageGauge, UsageReading, UsageRollup, UsageSeries
+
+# An hour's rollup and its day absorb calls or a gauge value through ingest's own merges.
+_MERGE = f"""
+WITH ru AS (
+    INSERT INTO metering_usagerollup AS r (
+        environment_id, metric, hour, total, late_total, peak, last, last_observed_at,
+        readings)
+    VALUES (%(env)s, %(metric)s, %(hour)s, %(total)s, 0, %(peak)s, %(peak)s, %(at)s, 1)
+    {rules.ROLLUP_MERGE}
+    RETURNING 1
+)
+INSERT INTO metering_usageday AS d (environment_id, metric, day, total, peak)
+VALUES (%(env)s, %(metric)s, {rules.DAY_OF_HOUR.format(hour="%(hour)s::timestamptz")},
+        %(total)s, %(peak)s)
+{rules.DAY_MERGE}
+"""
+
+
+def _merge(environment: Environment, metric: str, at: dt.datetime, total: int, peak: int | None):
+    params = {"env": environment.pk, "metric": metric, "hour": hour_of(at), "at": at}
+    with connection.cursor() as cursor:
+        cursor.execute(_MERGE, {**params, "total": total, "peak": peak})
 
 
 def hour_of(at: dt.datetime) -> dt.datetime:
@@ -20,10 +41,7 @@ def hour_of(at: dt.datetime) -> dt.datetime:
 
 def add_calls(environment: Environment, at: dt.datetime, n: int) -> UsageRollup:
     """`n` calls counted in the hour of `at`, received now (rollups and raw reading)."""
-    delta = RollupDelta()
-    delta.add_count(n, False, at)
-    with transaction.atomic():  # as every writer: rollup and day rows locked together
-        services.rollups_apply(environment=environment, deltas={(API_CALLS, hour_of(at)): delta})
+    _merge(environment, API_CALLS, at, n, None)
     _reading(environment, at, api_calls=n, counted_api_calls=n)
     return UsageRollup.objects.get(environment=environment, metric=API_CALLS, hour=hour_of(at))
 
@@ -41,10 +59,7 @@ def _reading(environment: Environment, at: dt.datetime, **values: int) -> UsageR
 
 def set_gauge(environment: Environment, metric: str, value: int, at: dt.datetime) -> None:
     """A gauge reading: the hour's rollup peak/last, the day's peak and the current value."""
-    delta = RollupDelta()
-    delta.add_gauge(value, at)
-    with transaction.atomic():
-        services.rollups_apply(environment=environment, deltas={(metric, hour_of(at)): delta})
+    _merge(environment, metric, at, 0, value)
     UsageGauge.objects.update_or_create(
         environment=environment, metric=metric, defaults={"value": value, "observed_at": at}
     )

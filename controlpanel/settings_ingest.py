@@ -1,0 +1,26 @@
+"""Settings of the ingest-only service: the real settings, served with the native usage
+API's routes only and the middleware those answers need.
+
+`docker-compose.yml` runs it as its own gunicorn service (`ingest`), and the proxy in
+front sends `/api/v1/usage` and `/api/v1/usage/batch` there; everything else goes to
+`web`. The answers are the same as `web`'s (the same views, the same response
+middleware); what the service leaves out is what those views never use: sessions, CSRF,
+authentication of people, messages, static files. See docs/decisions/0003.
+"""
+
+from controlpanel.settings import *  # noqa: F403
+from controlpanel.settings import DATABASES
+
+ROOT_URLCONF = "controlpanel.urls_ingest"
+# The response headers web's stack adds to these answers (security headers, HSTS on
+# HTTPS, the SSL redirect, ALLOWED_HOSTS through CommonMiddleware, X-Frame-Options).
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# No health check (a `SELECT 1` round trip) before each request's first query: what this
+# service writes goes through metering.ingest.record, which replaces a connection the
+# server dropped and retries (replaying cumulative readings counts nothing twice); any
+# other storage error answers 503 with Retry-After. On web, every view relies on the check.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
