@@ -14,7 +14,9 @@ from controlpanel.settings import DATABASES
 ROOT_URLCONF = "controlpanel.urls_ingest"
 # The response headers web's stack adds to these answers (security headers, HSTS on
 # HTTPS, the SSL redirect, ALLOWED_HOSTS through CommonMiddleware, X-Frame-Options).
+# And the JSON form of 404/405 every machine path answers (controlpanel.edges).
 MIDDLEWARE = [
+    "controlpanel.edges.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
