@@ -18,7 +18,6 @@ API_PATH = re.compile(r"^/(?:api/|orgs/|clients/|\.well-known/|graphql(?:/|$)|te
 # A base URL pasted with a trailing slash makes the CMS ask for `//graphql` (it joins
 # `WCP_API_URL + "/graphql"`); serve those as the single-slash path.
 DOUBLED_SLASH = re.compile(r"^/{2,}(?=(?:api/|orgs/|clients/|graphql|telemetry))")
-KEPT_HEADERS = ("Allow", "Retry-After")
 
 
 def is_api_path(path: str) -> bool:
@@ -40,9 +39,11 @@ def _json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
             "code": "method_not_allowed",
         }
     answer = JsonResponse(body, status=response.status_code)
-    for name in KEPT_HEADERS:
-        if name in response.headers:
-            answer[name] = response.headers[name]
+    # Everything the other middleware added (security headers, `Allow`, `Retry-After`)
+    # stays; only the body and its type change.
+    for name, value in response.items():
+        if name.lower() not in ("content-type", "content-length"):
+            answer[name] = value
     return answer
 
 
@@ -64,3 +65,10 @@ class ApiErrorsMiddleware:
         ):
             return _json_error(request, response)
         return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404 of URLconfs that serve machine paths only (the ingest service): the same
+    JSON answer, without rendering the site's HTML 404 page (whose layout links to routes
+    such a URLconf does not have)."""
+    return _json_error(request, HttpResponse(status=404))

@@ -12,3 +12,5 @@ urlpatterns = [
     path("api/v1/usage", views.usage, name="usage"),
     path("api/v1/usage/batch", views.usage_batch, name="usage-batch"),
 ]
+
+handler404 = "controlpanel.edges.not_found"

@@ -1,27 +1,27 @@
 """URL routes of metering (mounted at the site root by controlpanel.urls).
 
-The `/orgs/...` and `/telemetry` paths are fixed by the existing CMS client. Each route
-names its methods, so any other method answers 405 with `Allow` (as JSON: controlpanel.edges)."""
+The `/orgs/...` and `/telemetry` paths are fixed by the existing CMS client. Each view
+names its methods, so any other method answers 405 with `Allow` (as JSON:
+controlpanel.edges)."""
 
 from __future__ import annotations
 
 from django.urls import path
-from django.views.decorators.http import require_http_methods, require_POST
 
 from metering import views
 
 urlpatterns = [
-    path("api/v1/usage", require_http_methods(["GET", "POST"])(views.usage), name="usage"),
-    path("api/v1/usage/batch", require_POST(views.usage_batch), name="usage-batch"),
+    path("api/v1/usage", views.usage, name="usage"),
+    path("api/v1/usage/batch", views.usage_batch, name="usage-batch"),
     path(
         "orgs/<str:org_id>/projects/<str:project_id>/package/seats",
-        require_POST(views.package_seats),
+        views.package_seats,
         name="wcp-package-seats",
     ),
     path(
         "orgs/<str:org_id>/projects/<str:project_id>/package/tenants",
-        require_POST(views.package_tenants),
+        views.package_tenants,
         name="wcp-package-tenants",
     ),
-    path("telemetry", require_POST(views.telemetry), name="wcp-telemetry"),
+    path("telemetry", views.telemetry, name="wcp-telemetry"),
 ]

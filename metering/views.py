@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import SEATS, TENANTS
 from accounts.selectors.api_keys import api_key_check
@@ -61,21 +62,20 @@ def _usage_summary(request: HttpRequest) -> HttpResponse:
     return http.respond(200, summary)
 
 
+# Each view names its methods: any other answers 405 with `Allow` (JSON: controlpanel.edges).
 @csrf_exempt
+@require_http_methods(["GET", "POST"])
 def usage(request: HttpRequest) -> HttpResponse:
     """POST one reading; GET the environment's usage."""
     if request.method == "POST":
         return http.post_usage(request, single=True)
-    if request.method == "GET":
-        return _get_usage(request)
-    return http.error(405, "Use POST to send a reading or GET to read usage.", "method_not_allowed")
+    return _get_usage(request)
 
 
 @csrf_exempt
+@require_POST
 def usage_batch(request: HttpRequest) -> HttpResponse:
     """POST up to 1,000 readings, validated whole."""
-    if request.method != "POST":
-        return http.error(405, "Use POST.", "method_not_allowed")
     return http.post_usage(request, single=False)
 
 
@@ -89,8 +89,6 @@ def _wcp_refusal(refusal: WcpRefusal) -> HttpResponse:
 
 
 def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str) -> HttpResponse:
-    if request.method != "POST":
-        return _wcp_message(405, "Use POST.")
     key = wcp_key_from_request(request)
     throttled = http.throttled(key, wcp=True)
     if throttled is not None:
@@ -130,11 +128,13 @@ def _gauge_view(request: HttpRequest, org_id: str, project_id: str, metric: str)
 
 
 @csrf_exempt
+@require_POST
 def package_seats(request: HttpRequest, org_id: str, project_id: str) -> HttpResponse:
     return _gauge_view(request, org_id, project_id, SEATS)
 
 
 @csrf_exempt
+@require_POST
 def package_tenants(request: HttpRequest, org_id: str, project_id: str) -> HttpResponse:
     return _gauge_view(request, org_id, project_id, TENANTS)
 
@@ -165,11 +165,10 @@ def _log_times(logs: Any, now: dt.datetime) -> list[dt.datetime]:
 
 
 @csrf_exempt
+@require_POST
 def telemetry(request: HttpRequest) -> HttpResponse:
     """WCP telemetry: each log is one API call at its `createdOn`. Nothing else from the
     batch (errors, durations, function names, version) is stored."""
-    if request.method != "POST":
-        return _wcp_message(405, "Use POST.")
     now = timezone.now()
     try:
         raw = http.body_json(request, json_only=False)
