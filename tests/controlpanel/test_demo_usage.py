@@ -42,3 +42,18 @@ def test_demo_loads_simulated_usage_once(settings, tmp_path):
     assert sorted(again.skipped) == DEMO_ENVIRONMENTS
     assert UsageReading.objects.count() == readings
     assert {label: _calls(label) for label in DEMO_ENVIRONMENTS} == usage.pushed
+
+
+def test_the_demo_command_says_where_to_start(settings, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    settings.DATA_DIR = tmp_path
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("demo", url="http://127.0.0.1:8097", stdout=out)
+    assert (
+        "Start here: http://127.0.0.1:8097/ and sign in as owner@acme.example / demo "
+        "(the dashboard of acme); staff: http://127.0.0.1:8097/admin/"
+    ) in out.getvalue()

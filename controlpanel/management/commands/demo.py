@@ -13,8 +13,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="allow without DEBUG")
+        parser.add_argument(
+            "--url",
+            default="",
+            help="the address the site is served at, for the start line "
+            "(default: PUBLIC_URL, else http://127.0.0.1:8000)",
+        )
 
-    def handle(self, *args: Any, force: bool, **options: Any) -> None:
+    def handle(self, *args: Any, force: bool, url: str, **options: Any) -> None:
         if not settings.DEBUG and not force:
             raise CommandError("demo data has well-known passwords: run with DEBUG=1 or --force")
         demo = load_demo()
@@ -34,9 +40,10 @@ class Command(BaseCommand):
         for problem in usage.problems:
             self.stderr.write(f"Demo usage not loaded: {problem}")
         email, password = demo["logins"]["owner"]
+        base = (url or settings.PUBLIC_URL or "http://127.0.0.1:8000").rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Start here: {settings.PUBLIC_URL}/ and sign in as {email} / {password} "
-                f"(the dashboard of {demo['organization']}); staff: {settings.PUBLIC_URL}/admin/"
+                f"Start here: {base}/ and sign in as {email} / {password} "
+                f"(the dashboard of {demo['organization']}); staff: {base}/admin/"
             )
         )

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         try:
             call_command("migrate", interactive=False, verbosity=1)
             if not no_demo:
-                call_command("demo")
+                call_command("demo", url=f"http://{host}:{port}")
             exit_code = self._supervise(host, port)
         except KeyboardInterrupt:
             exit_code = 130
