@@ -23,8 +23,9 @@ install: $(VENV)/.installed-dev
 run: $(VENV)/.installed-prod
 	$(RUN_ENV) exec $(PY) manage.py runembedded --port $(PORT)
 
+# The Redis tests use REDIS_URL's server (the machine's by default).
 test: $(VENV)/.installed-dev node_modules/.package-lock.json /usr/bin/chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(PY) -m pytest $(PYTEST_ARGS)
 
 # The browser tests (tests/e2e) inject axe-core from the npm registry, pinned by
 # package-lock.json, and drive Debian's Chromium (never a browser Playwright downloads).
