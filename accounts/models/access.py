@@ -107,6 +107,7 @@ class CliLoginSession(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "CLI login session"
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=[s.value for s in CliSessionStatus]),

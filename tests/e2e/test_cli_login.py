@@ -145,3 +145,49 @@ def test_cli_without_a_seat_reports_the_refusal(live_server, tmp_path):
         "error: You hold no developer seat on this project: ask an owner or admin of the "
         "organization to assign you one.\n"
     )
+
+
+def test_the_cms_cli_login_in_a_real_browser(live_server, tmp_path):
+    """The approval page as a person sees it: the CMS CLI's pending token (GenerateUserPat)
+    opened in Chromium, signed in, approved; the page passes axe-core and is kept as a
+    screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.browser import axe_violations, open_context, screenshot
+
+    tenant = make_tenant("acme")
+    generated = httpx.post(
+        f"{live_server.url}/graphql",
+        json={"query": "mutation GenerateUserPat { users { generateUserPat } }"},
+        timeout=30,
+    ).json()
+    token = generated["data"]["users"]["generateUserPat"]
+    url = f"{live_server.url}/login/cli?pat={token}&pat_name=Webiny%20CLI&ref=cli"
+    with sync_playwright() as playwright:
+        context = open_context(playwright, tmp_path / "profile")
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_label("Email").fill(tenant.member.email)
+        page.get_by_label("Password").fill("correct horse battery")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="Authorize the command line?").wait_for()
+        assert "Webiny CLI" in page.content()
+        screenshot(page, "18-cli-approve")
+        assert axe_violations(page) == []
+        page.get_by_role("button", name="Approve").click()
+        page.get_by_text("CLI login approved").wait_for()
+        context.close()
+    answer = httpx.post(
+        f"{live_server.url}/graphql",
+        json={
+            "query": "query GetUserPat($token: ID!) { users { getUserPat(token: $token) "
+            "{ token user { email } } } }",
+            "variables": {"token": token},
+        },
+        timeout=30,
+    ).json()
+    assert answer["data"]["users"]["getUserPat"] == {
+        "token": token,
+        "user": {"email": tenant.member.email},
+    }
+    assert PersonalAccessToken.objects.filter(user=tenant.member).count() == 1
