@@ -20,6 +20,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # allauth refuses to start without it (its app checks MIDDLEWARE at startup); it costs
+    # a request context per request and changes nothing in these answers.
+    "allauth.account.middleware.AccountMiddleware",
 ]
 # No health check (a `SELECT 1` round trip) before each request's first query: what this
 # service writes goes through metering.ingest.record, which replaces a connection the

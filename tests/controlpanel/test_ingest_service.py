@@ -57,3 +57,31 @@ def test_the_ingest_service_answers_the_usage_api_as_web_does(tenant):
 def test_the_ingest_service_serves_nothing_else():
     status, _, _ = _answer(INGEST, "get", "/orgs/acme/projects/website/license")
     assert status == 404
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_ingest_service_boots_under_gunicorn_and_records_a_reading(tenant):
+    """As docker-compose runs it: gunicorn with DJANGO_SETTINGS_MODULE=settings_ingest."""
+    import httpx
+
+    from metering.models import UsageReading
+    from tests.processes import gunicorn_process, process_env
+
+    env = process_env(
+        DJANGO_SETTINGS_MODULE="controlpanel.settings_ingest",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+    )
+    with gunicorn_process(range(8700, 8750), env=env) as port:
+        base = f"http://127.0.0.1:{port}"
+        accepted = httpx.post(
+            f"{base}/api/v1/usage",
+            json=READING,
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+        )
+        elsewhere = httpx.get(f"{base}/orgs/acme/projects/website/license")
+    assert accepted.status_code == 202
+    assert accepted.json()["counted"] == {"api_calls": 7}
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "not_found")
+    assert UsageReading.objects.get().api_calls == 7
