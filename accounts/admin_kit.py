@@ -3,7 +3,7 @@ ask for a reason, a date drill-down that runs no query, text-box filters for col
 too many values to list, and staff edits recorded in the audit trail.
 
 Lives in accounts (the lowest layer) because accounts' and metering's admins both use it.
-See docs/decisions/14-admin-at-scale.md for why each of these exists.
+See docs/decisions/0010-admin-at-scale.md for why each of these exists.
 """
 
 from __future__ import annotations

@@ -324,7 +324,7 @@ class ConsoleHome:
 
 def console_home(*, at: dt.datetime | None = None) -> ConsoleHome:
     """The admin home's counts: four aggregate queries over open flags, contracts and
-    the outbox, each answered from an index (docs/decisions/14-admin-at-scale.md)."""
+    the outbox, each answered from an index (docs/decisions/0010-admin-at-scale.md)."""
     at = at or timezone.now()
     today = at.astimezone(dt.UTC).date()
     open_flags = OverageFlag.objects.filter(resolved_at__isnull=True, waived_at__isnull=True)

@@ -1,5 +1,5 @@
 """Newest-first indexes on the rollups' time columns: the staff admin's lists across
-environments, with or without a date range (docs/decisions/14-admin-at-scale.md)."""
+environments, with or without a date range (docs/decisions/0010-admin-at-scale.md)."""
 
 from django.db import migrations, models
 
