@@ -32,7 +32,7 @@ def members_of(*, organization: Organization) -> QuerySet[Membership]:
 
 def managers_of(*, organization: Organization) -> list[Membership]:
     """Whom a member asks about the contract and its features: owners first, then admins."""
-    rank = {Role.OWNER: 0, Role.ADMIN: 1}
+    rank: dict[str, int] = {Role.OWNER: 0, Role.ADMIN: 1}
     managers = (
         Membership.objects.filter(organization=organization, role__in=MANAGER_ROLES)
         .select_related("user")
