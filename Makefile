@@ -39,6 +39,7 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run --settings=controlpanel.settings_test
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format .
@@ -55,6 +56,7 @@ clean:
 bench: $(VENV)/.installed-dev
 	bench/ingest $(BENCH_ARGS)
 
-# Type checking (part of `make lint` once product code is clean; see pyproject [tool.mypy]).
+# Type checking alone (`make lint` runs it too): mypy with the Django, DRF and Celery stubs
+# over the product code (accounts, metering, controlpanel, tools; see pyproject [tool.mypy]).
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy

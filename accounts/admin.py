@@ -31,6 +31,7 @@ from accounts.models import (
     Project,
     User,
 )
+from accounts.requests import signed_in_user
 from accounts.services.api_keys import api_key_revoke
 from accounts.services.audit import Actor
 from accounts.services.organizations import environment_set_status
@@ -76,7 +77,7 @@ class ContractInline(admin.TabularInline):
     model = Contract
     extra = 0
     can_delete = False
-    fields = ["plan", "status", "starts_on", "ends_on", "api_calls_per_period"]
+    fields = ("plan", "status", "starts_on", "ends_on", "api_calls_per_period")
     readonly_fields = fields
     show_change_link = True
 
@@ -92,7 +93,7 @@ class ProjectInline(admin.TabularInline):
     show_change_link = True
 
 
-def _count_of(model: type, field: str) -> Coalesce:
+def _count_of(model: type[Membership | Project], field: str) -> Coalesce:
     """A per-row count as a correlated subquery: computed for the page's rows only, where
     a JOIN + GROUP BY would aggregate all 10,000 organizations before the LIMIT."""
     counted = (
@@ -205,7 +206,7 @@ class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
     can_delete = False
-    fields = ["display", "name", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    fields = ("display", "name", "created_at", "last_used_at", "expires_at", "revoked_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -216,7 +217,10 @@ def _set_status(enabled: bool):
     def apply(request: HttpRequest, environment: Environment, reason: str) -> bool:
         before = environment.status
         environment_set_status(
-            environment=environment, enabled=enabled, actor=Actor.of(request.user), reason=reason
+            environment=environment,
+            enabled=enabled,
+            actor=Actor.of(signed_in_user(request)),
+            reason=reason,
         )
         return environment.status != before
 
@@ -288,7 +292,7 @@ class ApiKeyStateFilter(admin.SimpleListFilter):
 def _revoke_key(request: HttpRequest, api_key: ApiKey, reason: str) -> bool:
     if api_key.revoked_at is not None:
         return False
-    api_key_revoke(api_key=api_key, actor=Actor.of(request.user), reason=reason)
+    api_key_revoke(api_key=api_key, actor=Actor.of(signed_in_user(request)), reason=reason)
     return True
 
 
@@ -318,7 +322,7 @@ class ApiKeyAdmin(ConsoleAdmin):
     ]
     list_select_related = ["environment__project__organization"]
     ordering = ["-pk"]  # newest first from the primary key; created_at has no index
-    fields = [
+    fields = (
         "display",
         "name",
         "environment",
@@ -328,7 +332,7 @@ class ApiKeyAdmin(ConsoleAdmin):
         "expires_at",
         "revoked_at",
         "replaced_by",
-    ]
+    )
     readonly_fields = fields
     actions = [
         reason_action(

@@ -40,7 +40,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "actor_kind", organization_filter("organization"), ActorFilter]
     search_fields = ["=target_id", "target_label", "=organization_label", "=actor_label"]
     date_hierarchy = "at"
-    readonly_fields = [
+    readonly_fields = (
         "at",
         "kind",
         "actor_kind",
@@ -54,7 +54,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "target_label",
         "reason",
         "details",
-    ]
+    )
     fields = readonly_fields
 
     @admin.display(description="object")

@@ -21,6 +21,7 @@ from accounts import periods
 from accounts.admin_kit import ConsoleAdmin, number
 from accounts.models import Contract, ContractStatus, PlanTemplate
 from accounts.models.contracts import ContractTerms
+from accounts.requests import signed_in_user
 from accounts.services.audit import Actor
 from accounts.services.organizations import contract_save
 
@@ -139,7 +140,7 @@ class ContractAdmin(ConsoleAdmin):
         return format_html("Start from a plan template: {}", links)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        initial = super().get_changeform_initial_data(request)
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
         raw = request.GET.get("template", "")
         template = PlanTemplate.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
         if template is not None:
@@ -151,7 +152,9 @@ class ContractAdmin(ConsoleAdmin):
         return initial
 
     def save_model(self, request: HttpRequest, obj: Contract, form: Any, change: bool) -> None:
-        contract_save(contract=obj, actor=Actor.of(request.user), changed=list(form.changed_data))
+        contract_save(
+            contract=obj, actor=Actor.of(signed_in_user(request)), changed=list(form.changed_data)
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Contract | None = None) -> bool:
         if obj is not None and contract_has_history(obj):
@@ -169,7 +172,9 @@ class ContractAdmin(ConsoleAdmin):
 class PlanTemplateAdmin(ConsoleAdmin):
     list_display = ["name", "description", "months", "api_calls_per_period", "start_contract"]
     search_fields = ["name"]
-    fieldsets = [(None, {"fields": ["name", "description", "months"]}), *TERMS_FIELDSETS]
+
+    def get_fieldsets(self, request: HttpRequest, obj: PlanTemplate | None = None) -> list[Any]:
+        return [(None, {"fields": ["name", "description", "months"]}), *TERMS_FIELDSETS]
 
     @admin.display(description="")
     def start_contract(self, obj: PlanTemplate) -> str:

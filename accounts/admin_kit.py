@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django import forms
@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from accounts.models import AuditKind, Organization
+from accounts.requests import signed_in_user
 from accounts.services.audit import Actor, audit_record
 
 # How far a list counts its rows. Past it, pagination says "more than N" and stops there:
@@ -65,6 +66,8 @@ class ConsoleAdmin(admin.ModelAdmin):
 class PageAnnotatedChangeList(ChangeList):
     """Lets the admin compute per-row figures for the page's rows in a few queries (its
     `annotate_page`), instead of one query per row and column."""
+
+    model_admin: PageAnnotatedAdmin
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -214,7 +217,9 @@ class InputFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("", "")]  # the filter is shown only when it has a lookup
 
-    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+    # django-stubs types the choices as those of Django's own filter template (selected,
+    # query_string, display); this filter has a template of its own that reads these.
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:  # type: ignore[override]
         # The other parameters of the page, kept as hidden fields of the filter's form.
         query = changelist.get_filters_params()
         query.pop(self.parameter_name, None)
@@ -350,7 +355,7 @@ class AuditedAdmin(ConsoleAdmin):
 
     def _audit(self, request: HttpRequest, obj: models.Model, what: str, message: Any) -> None:
         audit_record(
-            actor=Actor.of(request.user),
+            actor=Actor.of(signed_in_user(request)),
             kind=AuditKind.STAFF_EDIT,
             organization=organization_of(obj),
             target=obj,

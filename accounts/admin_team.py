@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from accounts.admin_kit import ConsoleAdmin, organization_filter, reason_action
 from accounts.models import CliLoginSession, DeveloperSeat, PersonalAccessToken
+from accounts.requests import signed_in_user
 from accounts.services import access
 from accounts.services.audit import Actor
 from accounts.services.seats import seat_release
@@ -52,7 +53,7 @@ class DeveloperSeatAdmin(_ReadOnlyAdmin):
             permission="change",
             done="Freed",
             apply=lambda request, seat, reason: seat_release(
-                seat=seat, actor=Actor.of(request.user), reason=reason
+                seat=seat, actor=Actor.of(signed_in_user(request)), reason=reason
             ),
         )
     ]
@@ -79,7 +80,7 @@ class PersonalAccessTokenAdmin(ConsoleAdmin):
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "user__email"]
     list_select_related = ["user"]
-    fields = [
+    fields = (
         "display",
         "user",
         "name",
@@ -87,7 +88,7 @@ class PersonalAccessTokenAdmin(ConsoleAdmin):
         "expires_at",
         "last_used_at",
         "revoked_at",
-    ]
+    )
     readonly_fields = fields
     actions = ["revoke"]
 
@@ -119,7 +120,7 @@ class CliLoginSessionAdmin(_ReadOnlyAdmin):
     list_filter = ["kind", "status"]
     search_fields = ["code_prefix", "poll_prefix", "client_name", "user__email"]
     list_select_related = ["user"]
-    fields = [
+    fields = (
         "kind",
         "poll_prefix",
         "code_prefix",
@@ -131,5 +132,5 @@ class CliLoginSessionAdmin(_ReadOnlyAdmin):
         "decided_at",
         "token",
         "delivered_at",
-    ]
+    )
     readonly_fields = fields

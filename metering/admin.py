@@ -42,10 +42,10 @@ from metering.summary import EnvironmentUsage, environments_usage, organization_
 
 ENVIRONMENT_RELATED = ["environment__project__organization"]
 METRIC_FILTER = choices_filter("metric", USAGE_METRICS)
-ENVIRONMENT_FILTERS = [
+ENVIRONMENT_FILTERS: tuple[type[admin.SimpleListFilter], ...] = (
     organization_filter("environment__project__organization"),
     EnvironmentIdFilter,
-]
+)
 
 
 @admin.register(UsageSeries)

@@ -6,6 +6,7 @@ customer's rows."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
@@ -63,6 +64,7 @@ def usage_rows(
     check_range(start=start, end=end, granularity=granularity)
     by_id = {e.pk: e for e in environments}
     scope = Q(environment__project__organization=organization, environment_id__in=list(by_id))
+    rows: Iterable[tuple[int, dt.date, str, int, int | None]]  # a datetime is a date
     if granularity == "day":
         rows = (
             UsageDay.objects.filter(scope, day__gte=start.date(), day__lt=end.date())
@@ -77,7 +79,7 @@ def usage_rows(
             .order_by()
         )
         readings = {}
-    table: dict[tuple[int, object], dict[str, int | None]] = {}
+    table: dict[tuple[int, dt.date], dict[str, int | None]] = {}
     for env_id, bucket, metric, total, peak in rows:
         slot = table.setdefault((env_id, bucket), {})
         if metric == API_CALLS:

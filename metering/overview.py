@@ -213,7 +213,8 @@ def organization_overview(*, organization: Organization, at: dt.datetime | None 
     today = at.date()
     chart_start = today - dt.timedelta(days=CHART_DAYS - 1)
     first = min(chart_start, period.start.date())
-    by_id = {e.pk: e for e in environments}
+    # Keyed by the flags' environment_id too: None for organization-wide flags.
+    by_id: dict[int | None, Environment] = {e.pk: e for e in environments}
 
     days = UsageDay.objects.filter(
         environment__project__organization=organization, metric=API_CALLS, day__gte=first

@@ -180,7 +180,9 @@ def organization_summary(
             )
 
         def peak_of(metric: str) -> MetricLine:
-            values = [(v, by_id[e]) for (m, e), v in peaks.items() if m == metric] or [(0, None)]
+            values: list[tuple[int, Environment | None]] = [
+                (v, by_id[e]) for (m, e), v in peaks.items() if m == metric
+            ] or [(0, None)]
             value, environment = max(values, key=lambda p: p[0])
             return line(metric, value, environment.name if environment else "")
 
@@ -196,7 +198,7 @@ def organization_summary(
             ),
         ]
         if nonprod_today:
-            env_id = max(nonprod_today, key=nonprod_today.get)
+            env_id = max(nonprod_today, key=nonprod_today.__getitem__)
             summary.lines.append(
                 line(NONPROD_DAILY_API_CALLS, nonprod_today[env_id], by_id[env_id].name)
             )
@@ -336,7 +338,7 @@ def console_home(*, at: dt.datetime | None = None) -> ConsoleHome:
         .order_by()
     }
     labels = dict(FlagLevel.choices)
-    by_level = [
+    by_level: list[tuple[str, str, int]] = [
         (level, labels[level], sum(n for (lv, _), n in counts.items() if lv == level))
         for level in (FlagLevel.OVER_CAP, FlagLevel.EXCEEDED, FlagLevel.WARNING)
         if any(lv == level for lv, _ in counts)

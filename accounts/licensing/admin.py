@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.admin_kit import AtScaleAdmin, organization_filter, reason_action, when
 from accounts.licensing import services
 from accounts.models import License, SigningKey
+from accounts.requests import signed_in_user
 from accounts.services.audit import Actor
 
 
@@ -31,9 +32,8 @@ class LicenseStateFilter(admin.SimpleListFilter):
 def _revoke(request: HttpRequest, record: License, reason: str) -> bool:
     if record.revoked_at is not None:
         return False
-    services.license_revoke(
-        license=record, by=request.user, actor=Actor.of(request.user), reason=reason
-    )
+    user = signed_in_user(request)
+    services.license_revoke(license=record, by=user, actor=Actor.of(user), reason=reason)
     return True
 
 
@@ -56,7 +56,7 @@ class LicenseAdmin(AtScaleAdmin):
     # Newest first from the primary key (issue order): `-issued_at` would sort the table.
     ordering = ["-pk"]
     date_hierarchy = "issued_at"
-    readonly_fields = [
+    readonly_fields = (
         "jti",
         "kind",
         "subject",
@@ -70,7 +70,7 @@ class LicenseAdmin(AtScaleAdmin):
         "expires_at",
         "revoked_at",
         "revoked_by",
-    ]
+    )
     fields = readonly_fields
     actions = [
         reason_action(
@@ -115,7 +115,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
         "licenses_valid",
     ]
     list_filter = ["status"]
-    readonly_fields = ["kid", "public_jwk", "status", "created_at", "retired_at", "withdrawn_at"]
+    readonly_fields = ("kid", "public_jwk", "status", "created_at", "retired_at", "withdrawn_at")
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -21,7 +21,7 @@ class UserManager(BaseUserManager["User"]):
             user.set_password(password)
         else:
             user.set_unusable_password()
-        user.save(using=self._db)
+        user.save(using=self.db)
         return user
 
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:

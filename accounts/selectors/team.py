@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -21,6 +23,9 @@ from accounts.models import (
     User,
 )
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 
 def members_of(*, organization: Organization) -> QuerySet[Membership]:
     return (
@@ -32,7 +37,7 @@ def members_of(*, organization: Organization) -> QuerySet[Membership]:
 
 def managers_of(*, organization: Organization) -> list[Membership]:
     """Whom a member asks about the contract and its features: owners first, then admins."""
-    rank = {Role.OWNER: 0, Role.ADMIN: 1}
+    rank: dict[str, int] = {Role.OWNER: 0, Role.ADMIN: 1}
     managers = (
         Membership.objects.filter(organization=organization, role__in=MANAGER_ROLES)
         .select_related("user")
@@ -53,7 +58,12 @@ def seats_of(*, project: Project) -> QuerySet[DeveloperSeat]:
     )
 
 
-def projects_for_user(*, user: User) -> QuerySet[Project]:
+class SeatAnnotations(TypedDict):
+    has_seat: bool
+    manages: bool
+
+
+def projects_for_user(*, user: User) -> QuerySet[WithAnnotations[Project, SeatAnnotations]]:
     """Projects where `user` holds a developer seat or is an owner/admin of the organization,
     annotated with `has_seat`."""
     held = DeveloperSeat.objects.filter(

@@ -206,6 +206,7 @@ def cli_session_poll(*, poll_id: str) -> PollResult | None:
         ).update(status=CliSessionStatus.DELIVERED, delivered_at=now)
         if not claimed:
             return PollResult(PollState.EXPIRED)
+        assert session.user_id is not None  # an approved session names who approved it
         user = User.objects.get(pk=session.user_id)
         name = f"CLI: {session.client_name}" if session.client_name else "CLI login"
         issued = pat_issue(user=user, name=name)
@@ -308,6 +309,7 @@ def user_pat_create(
             raise TeamError(
                 "That login was already approved, denied or has expired.", code="LOGIN_CLOSED"
             )
+        assert session.token_id is not None  # cli_session_decide approved it into a token
         token = PersonalAccessToken.objects.get(pk=session.token_id)
         token.expires_at = token.created_at + lifetime
         token.meta = meta

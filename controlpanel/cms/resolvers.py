@@ -387,7 +387,7 @@ json_scalar = ScalarType(
     "JSON",
     serializer=lambda value: value,
     value_parser=lambda value: value,
-    literal_parser=lambda node, variables=None: value_from_ast_untyped(node, variables),
+    literal_parser=value_from_ast_untyped,
 )
 
 schema: GraphQLSchema = make_executable_schema(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -28,6 +28,7 @@ from accounts.models import (
     Role,
     User,
 )
+from accounts.requests import signed_in_user
 from accounts.selectors import team as team_selectors
 from accounts.services import access, personal, seats, team
 from controlpanel.customer import ratelimit
@@ -77,6 +78,7 @@ def invitation_json(invitation: Invitation) -> dict:
 
 
 def seat_json(seat: DeveloperSeat) -> dict:
+    assert seat.membership is not None  # a held seat: leaving the organization frees it
     return {"user": user_json(seat.membership.user), "assigned": iso(seat.assigned_at)}
 
 
@@ -145,10 +147,11 @@ def _valid(serializer_class: type[serializers.Serializer], data: object) -> dict
 class MeView(CustomerAPIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        memberships = Membership.objects.filter(user=request.user).select_related("organization")
+        user = signed_in_user(request)
+        memberships = Membership.objects.filter(user=user).select_related("organization")
         return Response(
             {
-                **user_json(request.user),
+                **user_json(user),
                 "organizations": [
                     {"id": m.organization.slug, "name": m.organization.name, "role": m.role}
                     for m in memberships.order_by("organization__slug")
@@ -160,7 +163,7 @@ class MeView(CustomerAPIView):
 class ProjectsView(CustomerAPIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        projects = team_selectors.projects_for_user(user=request.user)
+        projects = team_selectors.projects_for_user(user=signed_in_user(request))
         return Response(
             {
                 "projects": [
@@ -179,7 +182,7 @@ class ProjectsView(CustomerAPIView):
 class TokensView(CustomerAPIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        tokens = team_selectors.access_tokens_of(user=request.user)
+        tokens = team_selectors.access_tokens_of(user=signed_in_user(request))
         return Response({"tokens": [token_json(t) for t in tokens]})
 
     @extend_schema(request=TokenSerializer, responses=OpenApiTypes.OBJECT)
@@ -187,7 +190,7 @@ class TokensView(CustomerAPIView):
         data = _valid(TokenSerializer, request.data)
         days = data.get("expires_in_days")
         issued = access.pat_issue(
-            user=request.user,
+            user=signed_in_user(request),
             name=data["name"],
             expires_in=dt.timedelta(days=days) if days else None,
         )
@@ -209,7 +212,7 @@ class InvitationAcceptView(CustomerAPIView):
     permission_classes = [AllowAny]
 
     @extend_schema(request=AcceptSerializer, responses=OpenApiTypes.OBJECT)
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:  # a Response, or too_many's
         token = request.data.get("token") if isinstance(request.data, dict) else None
         wait = ratelimit.check(
             request, "invitation_accept", "RATE_LIMIT_INVITATION_ACCEPT", str(token or "")
@@ -356,7 +359,7 @@ class PersonalEnvironmentsView(OrgScopedView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, org: str, project: str) -> Response:
         environments = team_selectors.personal_environments_of(
-            project=self.get_project(project), user=request.user
+            project=self.get_project(project), user=signed_in_user(request)
         )
         return Response({"environments": [environment_json(e) for e in environments]})
 
@@ -364,7 +367,7 @@ class PersonalEnvironmentsView(OrgScopedView):
     def post(self, request: Request, org: str, project: str) -> Response:
         name = _valid(NameSerializer, request.data)["name"]
         issued = personal.personal_environment_get_or_create(
-            project=self.get_project(project), user=request.user, name=name
+            project=self.get_project(project), user=signed_in_user(request), name=name
         )
         body = {
             **environment_json(issued.environment),

@@ -8,6 +8,7 @@ if the organization did not exist. Querysets are then built from `self.organizat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404
@@ -21,6 +22,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.models import Membership, Organization, Project
+from accounts.requests import signed_in_user
 from accounts.services.team import TeamError
 from controlpanel.customer import ratelimit
 from controlpanel.customer.auth import PersonalAccessTokenAuthentication
@@ -77,7 +79,7 @@ class CustomerAPIView(APIView):
     authentication_classes = [PersonalAccessTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
-    def get_exception_handler(self):  # type: ignore[override]
+    def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
         return customer_exception_handler
 
 
@@ -94,7 +96,7 @@ class OrgScopedView(CustomerAPIView):
         super().initial(request, *args, **kwargs)
         membership = (
             Membership.objects.select_related("organization", "user")
-            .filter(organization__slug=kwargs.get("org", ""), user=request.user)
+            .filter(organization__slug=kwargs.get("org", ""), user=signed_in_user(request))
             .first()
         )
         if membership is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -27,7 +28,7 @@ class CliSessionsView(CustomerAPIView):
     permission_classes = [AllowAny]
 
     @extend_schema(request=StartSerializer, responses=OpenApiTypes.OBJECT)
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:  # a Response, or too_many's
         wait = ratelimit.check(request, "cli_sessions", "RATE_LIMIT_CLI_SESSIONS")
         if wait:
             return ratelimit.too_many(wait)
@@ -62,7 +63,7 @@ class CliSessionDetailView(CustomerAPIView):
         state = result.state
         if state is access.PollState.PENDING:
             return Response({"status": "pending", "interval": settings.CLI_LOGIN_POLL_INTERVAL})
-        if state is access.PollState.APPROVED:
+        if state is access.PollState.APPROVED and result.issued is not None:
             token = result.issued.token
             return Response(
                 {

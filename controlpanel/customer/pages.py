@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import CliSessionStatus, User
+from accounts.requests import signed_in_user
 from accounts.services import access, team
 from controlpanel.customer import ratelimit
 
@@ -49,14 +50,14 @@ def cli_login(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         approve = request.POST.get("decision") == "approve"
         if not access.cli_session_decide(
-            session=session, user=request.user, approve=approve, name=pat_name
+            session=session, user=signed_in_user(request), approve=approve, name=pat_name
         ):
             return _message(request, "CLI login closed", "This CLI login has expired.", 410)
         if approve:
             return _message(
                 request,
                 "CLI login approved",
-                f"The command line is now signed in as {request.user.email}. "
+                f"The command line is now signed in as {signed_in_user(request).email}. "
                 "You can close this window.",
             )
         return _message(request, "CLI login denied", "Nothing was authorized.")

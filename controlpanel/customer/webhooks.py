@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.requests import signed_in_user
 from accounts.services.audit import Actor
 from controlpanel.customer.base import OrgScopedView
 from metering.compliance import selectors, services
@@ -106,7 +107,10 @@ class WebhookListView(_WebhookView):
             )
         try:
             endpoint, secret = services.webhook_endpoint_create(
-                organization=organization, url=url, description=description, created_by=request.user
+                organization=organization,
+                url=url,
+                description=description,
+                created_by=signed_in_user(request),
             )
         except services.ComplianceError as exc:
             return _error(exc.message, exc.code, 400, exc.field)
@@ -135,6 +139,7 @@ class WebhookDetailView(_WebhookView):
     @extend_schema(operation_id="webhooks_destroy", responses={204: None, 404: _ERROR})
     def delete(self, request: Request, org: str, endpoint_id: int) -> Response:
         services.webhook_endpoint_delete(
-            endpoint=self._endpoint(request, org, endpoint_id), actor=Actor.of(request.user)
+            endpoint=self._endpoint(request, org, endpoint_id),
+            actor=Actor.of(signed_in_user(request)),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import SupportsInt
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma, naturaltime
@@ -12,7 +13,7 @@ register = template.Library()
 
 
 @register.filter
-def number(value: object) -> str:
+def number(value: SupportsInt | str | None) -> str:
     """1000000 -> "1,000,000"; None -> an en dash."""
     if value is None or value == "":
         return "–"

@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from accounts.models import Membership, Role
+from accounts.requests import signed_in_user
 
 LAST_ORG = "web_last_org"
 
@@ -30,7 +31,7 @@ View = Callable[..., HttpResponse]
 def membership_for(request: HttpRequest, org: str) -> Membership | None:
     return (
         Membership.objects.select_related("organization", "user")
-        .filter(organization__slug=org, user=request.user)
+        .filter(organization__slug=org, user=signed_in_user(request))
         .first()
     )
 

@@ -119,7 +119,8 @@ class UsageFilterForm(forms.Form):
         return start, end, granularity
 
     def clean(self) -> dict:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             self.add_error("end", "The last day must not be before the first.")
         return data

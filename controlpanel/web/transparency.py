@@ -101,7 +101,7 @@ def facts() -> dict[str, object]:
     sent = [Field(name, SENT.get(name, UNDOCUMENTED)) for name in sorted(readings.FIELDS)]
     tables = [
         Table(
-            model._meta.verbose_name.capitalize(),
+            str(model._meta.verbose_name).capitalize(),
             text,
             [Field(name, STORED.get(name, UNDOCUMENTED)) for name in _columns(model)],
         )

@@ -23,6 +23,7 @@ from accounts.admin_kit import (
     when,
 )
 from accounts.models import METRICS, AuditEvent
+from accounts.requests import signed_in_user
 from accounts.services.audit import Actor
 from metering.compliance import services
 from metering.compliance.models import (
@@ -47,7 +48,7 @@ class FlagEventInline(admin.TabularInline):
     model = FlagEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["kind", "at", "value", "notified_at"]
+    readonly_fields = ("kind", "at", "value", "notified_at")
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -104,15 +105,15 @@ class PeriodFilter(admin.SimpleListFilter):
 
 
 def _acknowledge(request: HttpRequest, flag: OverageFlag, reason: str) -> bool:
-    return services.flag_acknowledge(flag=flag, by=request.user, reason=reason)
+    return services.flag_acknowledge(flag=flag, by=signed_in_user(request), reason=reason)
 
 
 def _resolve(request: HttpRequest, flag: OverageFlag, reason: str) -> bool:
-    return services.flag_resolve(flag=flag, by=request.user, reason=reason)
+    return services.flag_resolve(flag=flag, by=signed_in_user(request), reason=reason)
 
 
 def _waive(request: HttpRequest, flag: OverageFlag, reason: str) -> bool:
-    return services.flag_waive(flag=flag, by=request.user, reason=reason)
+    return services.flag_waive(flag=flag, by=signed_in_user(request), reason=reason)
 
 
 @admin.register(OverageFlag)
@@ -229,7 +230,9 @@ class OverageFlagAdmin(_ReadOnly):
 
 
 def _resend(request: HttpRequest, notification: Notification, reason: str) -> bool:
-    return services.notification_resend(notification=notification, by=request.user, reason=reason)
+    return services.notification_resend(
+        notification=notification, by=signed_in_user(request), reason=reason
+    )
 
 
 @admin.register(Notification)
@@ -311,8 +314,10 @@ class WebhookEndpointAdmin(ConsoleAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
-        services.webhook_endpoint_delete(endpoint=obj, actor=Actor.of(request.user))
+        services.webhook_endpoint_delete(endpoint=obj, actor=Actor.of(signed_in_user(request)))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint in queryset:
-            services.webhook_endpoint_delete(endpoint=endpoint, actor=Actor.of(request.user))
+            services.webhook_endpoint_delete(
+                endpoint=endpoint, actor=Actor.of(signed_in_user(request))
+            )

@@ -43,6 +43,7 @@ from accounts.models import (
 )
 from metering.compliance.flags import (
     FlagKey,
+    Flip,
     JobReport,
     WantedFlag,
     new_run_token,
@@ -76,7 +77,7 @@ def thresholds(contract: Contract, metric: str) -> tuple[tuple[str, int], ...]:
 def _thresholds(limit: int, mode: str, factor: Decimal | None) -> tuple[tuple[str, int], ...]:
     # Cached: 10,000 contracts share a few dozen (limit, policy) pairs.
     # ceil(0.8 x limit) in integers; never 0, so an unused zero limit raises nothing.
-    out = (
+    out: tuple[tuple[str, int], ...] = (
         (FlagLevel.WARNING.value, max(1, -(-limit * 4 // 5))),
         (FlagLevel.EXCEEDED.value, max(1, limit)),
     )
@@ -113,7 +114,7 @@ def _usage_in_period(
     would be evaluated for every row (measured 50x slower in bench/overage).
     """
     values = ", ".join(["(%s, %s, %s)"] * len(by_day))
-    params: list[object] = []
+    params: list[int | str | dt.date] = []
     for day, period in by_day.items():
         params += [day, period.start.date(), period.end.date()]
     today = at.astimezone(dt.UTC).date()
@@ -250,8 +251,9 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
             if value < t:
                 continue
             key = FlagKey(c.id, period.start, metric, scope, level)
-            holds = now_value is not None and now_value >= t
-            if holds:
+            holds = False
+            if now_value is not None and now_value >= t:
+                holds = True
                 holding[key] = now_value
             # A gauge flag whose peak reached the level but whose current value is back
             # below it: raised and resolved at once.
@@ -280,15 +282,18 @@ def evaluate(*, at: dt.datetime | None = None) -> JobReport:
         scope = environment_scope(env_id)
         want(by_id[cid], today, NONPROD_DAILY_API_CALLS, scope, env_id, total or 0)
 
-    def fallen_to(f: OverageFlag) -> int:
+    def fallen_to(f: Flip) -> int:
         if f.metric == DEVELOPER_SEATS:
             return dev_seats.get(f.contract_id, 0)
+        if f.environment_id is None:  # `current` holds environments' gauges only
+            return 0
         return current.get((f.contract_id, f.environment_id, f.metric), 0)
 
     # --- write -------------------------------------------------------------------------
     with transaction.atomic():
         # Plain tuples: at 10,000 contracts there are tens of thousands of flags.
-        fields = ("id", "contract_id", "environment_id", "period_start", "metric", "scope")
+        fields: tuple[str, ...] = ("id", "contract_id", "environment_id", "period_start")
+        fields += ("metric", "scope")
         fields += ("level", "is_resolved")
         existing = {
             _key(f): f
@@ -350,5 +355,5 @@ class _FlagRow(NamedTuple):
     is_resolved: bool
 
 
-def _key(f: OverageFlag | _FlagRow) -> FlagKey:
+def _key(f: OverageFlag | _FlagRow | Flip) -> FlagKey:
     return FlagKey(f.contract_id, f.period_start, f.metric, f.scope, f.level)

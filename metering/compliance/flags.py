@@ -141,12 +141,16 @@ def raise_flags(*, wanted: Iterable[WantedFlag], run: str, at: dt.datetime) -> l
         list(column) for column in zip(*wanted, strict=True)
     )
     contracts, starts, metrics, scopes, levels = (list(c) for c in zip(*keys, strict=True))
-    arrays = [int8_array(contracts), int8_array(organizations), int8_array(environments)]
+    arrays: list[bytes] = [
+        int8_array(contracts),
+        int8_array(organizations),
+        int8_array(environments),
+    ]
     arrays += [text_array(metrics), text_array(scopes), text_array(levels)]
     arrays += [timestamptz_array(starts), timestamptz_array(ends)]
     arrays += [int8_array(values), int8_array(limits), bool_array(resolved)]
     # %b: binary arrays, no text quoting.
-    types = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
+    types: tuple[str, ...] = ("bigint", "bigint", "bigint", "text", "text", "text", "timestamptz")
     types += ("timestamptz", "bigint", "bigint", "boolean")
     unnest = ", ".join(f"%b::{t}[]" for t in types)
     sql = f"""

@@ -102,7 +102,14 @@ def _recipients(
     return out
 
 
-_COLUMNS = ("organization_id", "event_id", "endpoint_id", "topic", "channel", "recipient")
+_COLUMNS: tuple[str, ...] = (
+    "organization_id",
+    "event_id",
+    "endpoint_id",
+    "topic",
+    "channel",
+    "recipient",
+)
 _COLUMNS += ("subject", "payload")
 
 

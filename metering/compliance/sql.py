@@ -8,8 +8,11 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
+from typing import TypeVar
 
 from django.db import connection
+
+from metering.ingest.postgres.cursor import django_cursor
 
 
 @contextmanager
@@ -23,8 +26,7 @@ def array_cursor() -> Iterator:
     raw = _unprepared_cursor_class()(connection.connection)
     for packed_type, dumper in _packed_dumpers().items():
         raw.adapters.register_dumper(packed_type, dumper)
-    # _prepare_cursor wraps it exactly as connection.cursor() wraps its own cursors.
-    with connection._prepare_cursor(raw) as cursor:
+    with django_cursor(connection, raw) as cursor:
         yield cursor
 
 
@@ -73,7 +75,10 @@ _OIDS = {Int8Array: (20, 1016), TextArray: (25, 1009), TimestamptzArray: (1184, 
 _OIDS[BoolArray] = (16, 1000)
 
 
-def _array(kind: type[bytes], elements: list[bytes]) -> bytes:
+_Array = TypeVar("_Array", bound=bytes)
+
+
+def _array(kind: type[_Array], elements: list[bytes]) -> _Array:
     element_oid = _OIDS[kind][0]
     if not elements:
         return kind(struct.pack("!iiI", 0, 0, element_oid))

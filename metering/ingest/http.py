@@ -84,7 +84,7 @@ def body_json(request: HttpRequest, *, json_only: bool) -> Any:
     length = request.META.get("CONTENT_LENGTH") or "0"
     if length.isdigit() and int(length) > MAX_BODY:
         raise Invalid(TOO_LARGE, "too_large", 413)
-    if json_only and request.content_type.lower() != "application/json":
+    if json_only and (request.content_type or "").lower() != "application/json":
         raise Invalid(
             "Send the body as JSON with Content-Type: application/json.",
             "unsupported_media_type",

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import Membership, PersonalAccessToken
+from accounts.requests import signed_in_user
 from accounts.selectors import team as team_selectors
 from accounts.services import access
 from controlpanel.web.forms import TokenForm
@@ -21,8 +22,9 @@ from controlpanel.web.views.common import page
 def _render(
     request: HttpRequest, *, form: TokenForm, issued=None, status: int = 200
 ) -> HttpResponse:
+    user = signed_in_user(request)
     memberships = (
-        Membership.objects.filter(user=request.user)
+        Membership.objects.filter(user=user)
         .select_related("organization")
         .order_by("organization__name")
     )
@@ -31,12 +33,12 @@ def _render(
         "web/account.html",
         {
             "memberships": memberships,
-            "projects": team_selectors.projects_for_user(user=request.user),
-            "tokens": team_selectors.access_tokens_of(user=request.user),
+            "projects": team_selectors.projects_for_user(user=user),
+            "tokens": team_selectors.access_tokens_of(user=user),
             "now": timezone.now(),
             "form": form,
             "issued": issued,
-            "mfa_enabled": is_mfa_enabled(request.user),
+            "mfa_enabled": is_mfa_enabled(user),
         },
         breadcrumbs=[("Your account", None)],
         status=status,
@@ -52,7 +54,9 @@ def account(request: HttpRequest) -> HttpResponse:
         if "revoke" in request.POST:
             raw = request.POST.get("revoke", "")
             token = (
-                PersonalAccessToken.objects.filter(pk=int(raw), user=request.user).first()
+                PersonalAccessToken.objects.filter(
+                    pk=int(raw), user=signed_in_user(request)
+                ).first()
                 if raw.isdigit()
                 else None
             )
@@ -69,7 +73,7 @@ def account(request: HttpRequest) -> HttpResponse:
         form = TokenForm(request.POST)
         if form.is_valid():
             issued = access.pat_issue(
-                user=request.user,
+                user=signed_in_user(request),
                 name=form.cleaned_data["name"],
                 expires_in=dt.timedelta(days=form.cleaned_data["days"]),
             )

@@ -15,8 +15,11 @@ class RateLimitedLoginView(LoginView):
         if "login" not in request.POST and "username" in request.POST:
             # The sign-in form before allauth named the address `username`; scripts and
             # password managers that learned it keep working.
-            request.POST = request.POST.copy()
-            request.POST["login"] = request.POST["username"]
+            data = request.POST.copy()
+            data["login"] = request.POST["username"]
+            # The stubs type POST as the immutable QueryDict Django builds; a view may
+            # replace it with a mutable copy.
+            request.POST = data  # type: ignore[assignment]
         try:
             wait = ratelimit.check(
                 request, "login", "RATE_LIMIT_LOGIN", request.POST.get("login", "")

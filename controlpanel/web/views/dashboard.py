@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Membership
 from controlpanel.web import charts
 from controlpanel.web.access import org_page
 from controlpanel.web.views.common import page
 from controlpanel.web.words import flag_words
+from metering.compliance.models import OverageFlag
 from metering.overview import Overview, organization_overview
 
 
@@ -55,10 +57,10 @@ def _charts(overview: Overview) -> dict[str, object]:
 LEVEL_ORDER = {"warning": 1, "exceeded": 2, "over_cap": 3}
 
 
-def _worst(flags: list) -> list:
+def _worst(flags: list[OverageFlag]) -> list[OverageFlag]:
     """One flag per metric and scope: the highest level open (a metric at 100 % has its
     80 % warning open too; saying both reads as two problems)."""
-    best: dict[tuple[str, str], object] = {}
+    best: dict[tuple[str, str], OverageFlag] = {}
     for flag in flags:
         key = (flag.metric, flag.scope)
         held = best.get(key)
@@ -80,8 +82,14 @@ def _context(membership: Membership) -> dict[str, object]:
     }
 
 
+class HtmxHttpRequest(HttpRequest):
+    """A request through django_htmx's middleware (django-htmx's type hint for it)."""
+
+    htmx: HtmxDetails
+
+
 @org_page()
-def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
+def dashboard(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
     context = _context(membership)
     if request.htmx:
         # The minute's refresh: only the figures, swapped in place.

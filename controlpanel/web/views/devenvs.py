@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from accounts.models import DeveloperSeat, Environment, EnvironmentKind, Membership, Project
+from accounts.requests import signed_in_user
 from accounts.services.personal import IssuedPersonalEnvironment, personal_environment_get_or_create
 from accounts.services.team import TeamError
 from controlpanel.web.access import org_page
@@ -23,7 +24,7 @@ def _page(
     form_errors: tuple[str, PersonalEnvironmentForm] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    user = request.user
+    user = signed_in_user(request)
     seated = set(
         DeveloperSeat.objects.filter(membership=membership, freed_at=None).values_list(
             "project_id", flat=True
@@ -76,7 +77,7 @@ def devenv_get(request: HttpRequest, membership: Membership, project: str) -> Ht
     if form.is_valid():
         try:
             issued = personal_environment_get_or_create(
-                project=found, user=request.user, name=form.cleaned_data["name"]
+                project=found, user=signed_in_user(request), name=form.cleaned_data["name"]
             )
         except TeamError as error:
             if error.code == "no_developer_seat":

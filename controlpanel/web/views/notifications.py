@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import Membership
+from accounts.requests import signed_in_user
 from controlpanel.web.access import org_page
 from controlpanel.web.views.common import page
 from metering.compliance.models import Notification
@@ -18,7 +19,7 @@ def notifications(request: HttpRequest, membership: Membership) -> HttpResponse:
     )
     if not membership.can_manage:
         # Members see what was sent to them; owners and admins see every delivery.
-        rows = rows.filter(recipient=request.user.email)
+        rows = rows.filter(recipient=signed_in_user(request).email)
     page_obj = Paginator(rows, 50).get_page(request.GET.get("page"))
     return page(
         request,

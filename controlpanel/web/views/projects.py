@@ -15,6 +15,7 @@ from accounts.licensing import documents
 from accounts.licensing.selectors.standing import license_standing
 from accounts.licensing.services import LicensingError, license_issue
 from accounts.models import ApiKey, Environment, EnvironmentKind, Membership, Project
+from accounts.requests import signed_in_user
 from accounts.selectors.organizations import contract_active
 from accounts.selectors.team import managers_of
 from accounts.services import api_keys, organizations
@@ -206,7 +207,7 @@ def environment_status(
     environment = _environment(found, env_id)
     enable = request.POST.get("enabled") == "1"
     organizations.environment_set_status(
-        environment=environment, enabled=enable, actor=Actor.of(request.user)
+        environment=environment, enabled=enable, actor=Actor.of(signed_in_user(request))
     )
     state = "enabled" if enable else "disabled: its API keys and licenses stop working"
     return done(
@@ -227,7 +228,9 @@ def key_issue(
     environment = _environment(found, env_id)
     form = ApiKeyForm(request.POST)
     name = form.cleaned_data["name"] if form.is_valid() else ""
-    issued = api_keys.api_key_issue(environment=environment, name=name, created_by=request.user)
+    issued = api_keys.api_key_issue(
+        environment=environment, name=name, created_by=signed_in_user(request)
+    )
     # Rendered in this response only: the plaintext is never stored, nor put in a session.
     return _project_page(request, membership, found, shown_key=(environment, issued.plaintext))
 
@@ -244,7 +247,7 @@ def key_revoke(
 ) -> HttpResponse:
     found = _project(membership, project)
     key = _key(found, env_id, key_id)
-    api_keys.api_key_revoke(api_key=key, actor=Actor.of(request.user))
+    api_keys.api_key_revoke(api_key=key, actor=Actor.of(signed_in_user(request)))
     return done(
         request,
         f"Key {key.display} revoked.",
@@ -275,7 +278,7 @@ def key_rotate(
         issued = api_keys.api_key_rotate(
             api_key=key,
             grace=dt.timedelta(days=days) if days else None,
-            created_by=request.user,
+            created_by=signed_in_user(request),
         )
     except ServiceError as error:
         return refused(request, error, "web:project", membership.organization.slug, found.slug)
@@ -297,6 +300,7 @@ def license_download(request: HttpRequest, membership: Membership, project: str)
             membership.organization.slug,
             found.slug,
         )
+    assert standing.contract is not None  # a standing without a refusal has its contract
     try:
         issued = license_issue(environment=production, contract=standing.contract)
     except LicensingError as error:

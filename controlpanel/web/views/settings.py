@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from accounts.models import Membership
+from accounts.requests import signed_in_user
 from accounts.selectors.audit import audit_events_for
 from accounts.services.audit import Actor
 from accounts.services.security import organization_require_mfa
@@ -31,7 +32,7 @@ def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
             )
             return redirect("web:org-settings", organization.slug)
         organization_require_mfa(
-            organization=organization, required=require, actor=Actor.of(request.user)
+            organization=organization, required=require, actor=Actor.of(signed_in_user(request))
         )
         messages.success(
             request,

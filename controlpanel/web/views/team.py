@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.models import DEVELOPER_SEATS, DeveloperSeat, Invitation, Membership, Project
+from accounts.models import DEVELOPER_SEATS, DeveloperSeat, Invitation, Membership, Project, Role
 from accounts.selectors import team as team_selectors
 from accounts.selectors.organizations import contract_active
 from accounts.services import seats, team
@@ -60,7 +60,7 @@ def _team_page(
             "invitations": invitations,
             "now": now,
             "invite_form": invite_form or InviteForm(),
-            "role_choices": RoleForm.base_fields["role"].choices,
+            "role_choices": Role.choices,
             "seat_rows": seat_rows,
             "seats_in_use": in_use,
             "seat_limit": contract.limit_for(DEVELOPER_SEATS) if contract else None,

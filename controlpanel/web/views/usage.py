@@ -66,7 +66,7 @@ def usage(request: HttpRequest, membership: Membership) -> HttpResponse:
                 )
         except explorer.RangeError as exc:
             error = str(exc)
-    if request.GET.get("format") == "csv" and not error:
+    if request.GET.get("format") == "csv" and not error and start is not None and end is not None:
         what = request.GET.get("view", "buckets")
         stamp = f"{organization.slug}-{start:%Y%m%d}-{end - dt.timedelta(days=1):%Y%m%d}"
         if what == "instances":

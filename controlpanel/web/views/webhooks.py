@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
+from accounts.requests import signed_in_user
 from accounts.services.audit import Actor
 from controlpanel.web.access import org_page
 from controlpanel.web.forms import WebhookForm
@@ -26,7 +27,8 @@ def _page(
     status: int = 200,
 ) -> HttpResponse:
     endpoints = list(selectors.webhook_endpoints_for(organization=membership.organization))
-    deliveries: dict[int, list[Notification]] = {e.pk: [] for e in endpoints}
+    # Keyed as Notification.endpoint_id is typed (nullable); these rows all have one.
+    deliveries: dict[int | None, list[Notification]] = {e.pk: [] for e in endpoints}
     # One query: the latest deliveries of all endpoints, cut per endpoint in Python.
     for n in Notification.objects.filter(endpoint__in=endpoints).order_by("-created_at", "-id")[
         : LAST_DELIVERIES * max(1, len(endpoints))
@@ -64,7 +66,7 @@ def webhook_add(request: HttpRequest, membership: Membership) -> HttpResponse:
                 organization=membership.organization,
                 url=form.cleaned_data["url"],
                 description=form.cleaned_data["description"],
-                created_by=request.user,
+                created_by=signed_in_user(request),
             )
         except services.ComplianceError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
@@ -83,7 +85,7 @@ def _endpoint(membership: Membership, endpoint_id: int) -> WebhookEndpoint:
 @org_page(manage=True)
 def webhook_remove(request: HttpRequest, membership: Membership, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(membership, endpoint_id)
-    services.webhook_endpoint_delete(endpoint=endpoint, actor=Actor.of(request.user))
+    services.webhook_endpoint_delete(endpoint=endpoint, actor=Actor.of(signed_in_user(request)))
     return done(
         request, f"Webhook {endpoint.url} removed.", "web:webhooks", membership.organization.slug
     )
@@ -93,7 +95,7 @@ def webhook_remove(request: HttpRequest, membership: Membership, endpoint_id: in
 @org_page(manage=True)
 def webhook_test(request: HttpRequest, membership: Membership, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(membership, endpoint_id)
-    services.webhook_test_enqueue(endpoint=endpoint, by=request.user)
+    services.webhook_test_enqueue(endpoint=endpoint, by=signed_in_user(request))
     return done(
         request,
         f"Test event queued for {endpoint.url}; it is sent within a minute and shows below.",

@@ -11,6 +11,8 @@ from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from psycopg.types.array import ListBinaryDumper
 
 
@@ -27,7 +29,7 @@ class _PreparedCursor(psycopg.RawCursor):
         # cursor only.
         self.adapters.register_dumper(list, ListBinaryDumper)
 
-    def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[no-untyped-def,override]
+    def execute(self, query, params=None, *, prepare=None, binary=None):
         return super().execute(query, params, prepare=True, binary=True)
 
 
@@ -36,7 +38,16 @@ _CURSORS: weakref.WeakKeyDictionary[psycopg.Connection, _PreparedCursor] = (
 )
 
 
-def hot_cursor() -> Any:
+def django_cursor(conn: BaseDatabaseWrapper, raw: psycopg.Cursor[Any]) -> CursorWrapper:
+    """`raw` wrapped as `conn.cursor()` wraps its own cursors: errors map to django.db
+    errors, execute wrappers run, and queries are logged when the connection logs them."""
+    conn.validate_thread_sharing()
+    # django-stubs types the argument as a CursorWrapper; Django takes the DB-API cursor.
+    wrap = conn.make_debug_cursor if conn.queries_logged else conn.make_cursor
+    return wrap(raw)  # type: ignore[arg-type]
+
+
+def hot_cursor() -> CursorWrapper:
     """This thread's connection's prepared cursor, wrapped by Django (so errors map to
     django.db errors and tests can count queries). Kept open: it is reused."""
     conn = connections[DEFAULT_DB_ALIAS]
@@ -52,7 +63,7 @@ def hot_cursor() -> Any:
         # transaction mode; its own cursors bind client-side and never prepare anyway.
         raw_connection.prepare_threshold = 0
         raw = _CURSORS[raw_connection] = _PreparedCursor(raw_connection)
-    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+    return django_cursor(conn, raw)
 
 
 # Array parameters. psycopg dumps a list element by element in Python (~0.8 us per label
@@ -109,7 +120,7 @@ class Statement:
         self.sql = _NAMED.sub(number, _compact(sql))
         self.names = tuple(names)
 
-    def run(self, params: dict[str, object]) -> list[tuple[Any, ...]]:
+    def run(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Execute on this thread's prepared cursor; all the rows."""
         cursor = hot_cursor()
         cursor.execute(self.sql, [params[name] for name in self.names])

@@ -70,7 +70,7 @@ def _show_day(d: tuple[int, int | None] | None) -> str:
     return "(none)" if d is None else f"total={d[0]} peak={d[1]}"
 
 
-def _show(d: object) -> str:
+def _show(d: selectors.RollupDelta | None) -> str:
     if d is None:
         return "(none)"
-    return f"total={d.total} late={d.late_total} peak={d.peak} last={d.last} readings={d.readings}"  # type: ignore[attr-defined]
+    return f"total={d.total} late={d.late_total} peak={d.peak} last={d.last} readings={d.readings}"
