@@ -2,14 +2,15 @@
 
 Today's table is rebuilt as a partitioned one and every row copied: the old table and the
 names its indexes hold are set aside, the new table takes them, a monthly partition is
-made for every month the rows cover (and this month and the next two), the rows move,
-the indexes and foreign keys are built over the filled partitions, the old table goes.
+made for every month the rows cover, the rows move, the keys, indexes and foreign keys
+are built over the filled partitions, the old table goes; then the partitions job's
+months are made (metering.partitions.ensure_partitions).
 The id sequence carries on from where it stood. The primary key is (id, attributed_hour):
 PostgreSQL requires a partitioned table's unique keys to hold the partition key. Django's
 model keeps `id` as its primary key (metering/models.py says why); no state changes.
 
 `metering_usagereading_partition(month)` is the one place a partition is made: this
-migration, the partitions job and retention's tests all call it. A DEFAULT partition
+migration and the partitions job call it. A DEFAULT partition
 takes any reading whose month has no partition yet; the function moves such rows into
 the month's new partition before attaching it (ATTACH would otherwise refuse).
 
@@ -109,10 +110,7 @@ CREATE TABLE {TABLE}_default PARTITION OF {TABLE} DEFAULT;
 {PARTITION_FUNCTION}
 SELECT {TABLE}_partition(m.month)
   FROM (SELECT DISTINCT date_trunc('month', attributed_hour AT TIME ZONE 'UTC')::date
-          FROM {TABLE}_old
-        UNION
-        SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + n * interval '1 month')::date
-          FROM generate_series(0, 2) AS n) AS m(month)
+          FROM {TABLE}_old) AS m(month)
  ORDER BY m.month;
 {move_in("id, attributed_hour")}
 """
@@ -125,10 +123,21 @@ CREATE TABLE {TABLE} ({COLUMNS});
 """
 
 
+def partitions_ahead(apps: object, schema_editor: object) -> None:
+    """The months the partitions job keeps (the retention cutoff's to three ahead), so no
+    reading of the window waits in the DEFAULT partition for the job's first run."""
+    from metering.partitions import ensure_partitions
+
+    ensure_partitions()
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("metering", "0013_usage_time_indexes_for_the_admin"),
     ]
 
     # One string each: the function body's `$$` and `%` pass through untouched.
-    operations = [migrations.RunSQL([FORWARD], [BACKWARD])]
+    operations = [
+        migrations.RunSQL([FORWARD], [BACKWARD]),
+        migrations.RunPython(partitions_ahead, migrations.RunPython.noop),
+    ]
