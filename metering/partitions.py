@@ -28,6 +28,7 @@ from metering.compliance.flags import JobReport
 TABLE = "metering_usagereading"
 DEFAULT = f"{TABLE}_default"
 MONTHS_AHEAD = 3
+LOCK_TIMEOUT = "2s"
 _NAME = re.compile(rf"^{TABLE}_y(\d{{4}})m(\d{{2}})$")
 
 # The months the DEFAULT partition holds readings of (normally none: one empty scan).
@@ -79,12 +80,16 @@ def partitions() -> list[Partition]:
     return sorted(found, key=lambda p: p.month)
 
 
-def _immediate_constraints() -> None:
-    # ALTER TABLE refuses a table with pending deferred foreign-key checks: a caller's
-    # transaction that wrote readings (Django's keys are DEFERRABLE INITIALLY DEFERRED)
-    # has them checked now instead of at its commit.
+def _ddl_transaction() -> None:
+    """Settings for a transaction that attaches or detaches a partition."""
     with connection.cursor() as cursor:
+        # ALTER TABLE refuses a table with pending deferred foreign-key checks: a caller's
+        # transaction that wrote readings (Django's keys are DEFERRABLE INITIALLY
+        # DEFERRED) has them checked now instead of at its commit.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        # A lock that waits behind a long read holds up every writer queued after it:
+        # give up after a moment instead (an error; the job's next run tries again).
+        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
 
 
 def ensure_partitions(*, at: dt.datetime | None = None) -> JobReport:
@@ -100,7 +105,7 @@ def ensure_partitions(*, at: dt.datetime | None = None) -> JobReport:
         wanted.add(month)
         month = next_month(month)
     with transaction.atomic():
-        _immediate_constraints()
+        _ddl_transaction()
         with connection.cursor() as cursor:
             cursor.execute(_DEFAULT_MONTHS)
             wanted |= {m for (m,) in cursor.fetchall()}
@@ -120,7 +125,7 @@ def drop_expired(*, cutoff: dt.datetime) -> list[str]:
         if partition.end > cutoff:
             break
         with transaction.atomic():
-            _immediate_constraints()
+            _ddl_transaction()
             with connection.cursor() as cursor:
                 cursor.execute(f'ALTER TABLE {TABLE} DETACH PARTITION "{partition.name}"')
                 cursor.execute(f'DROP TABLE "{partition.name}"')

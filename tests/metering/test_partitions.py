@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import OperationalError, connection
 
 from metering import partitions
+from metering.compliance import retention
 from metering.models import UsageReading, UsageRollup
 from tests.conftest import TEST_CLOCK
 from tests.metering.usage import post_usage
@@ -139,3 +141,23 @@ def test_the_migration_keeps_every_row_both_ways(tenant):
     finally:
         call_command("migrate", "metering", verbosity=0)
     assert _table_kind() == "p"
+
+
+@pytest.mark.django_db
+def test_retention_gives_up_on_a_lock_a_long_read_holds_and_the_next_run_drops(settings):
+    """DETACH waits for every read of the table; a wait queues every insert behind it, so
+    retention gives up after LOCK_TIMEOUT rather than hold up ingest."""
+    settings.RETENTION_DAYS = 400
+    at = dt.datetime(2031, 3, 15, 9, tzinfo=dt.UTC)
+    partitions.ensure_partitions(at=at - dt.timedelta(days=60))  # January 2030 onwards
+    expired = f"{TABLE}_y2030m01"
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+    ) as reader:
+        reader.execute(f"LOCK TABLE ONLY {TABLE} IN ACCESS SHARE MODE")  # a long read
+        with pytest.raises(OperationalError, match="lock timeout"):
+            retention.prune_readings(at=at)
+        assert expired in [p.name for p in partitions.partitions()]
+    assert expired in retention.prune_readings(at=at).details["partitions_dropped"]
+    assert expired not in [p.name for p in partitions.partitions()]
