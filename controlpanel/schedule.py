@@ -42,4 +42,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "compliance-retention": _every(
             settings.COMPLIANCE_RETENTION_EVERY, "metering.compliance.retention"
         ),
+        # The raw readings' monthly partitions, made months ahead (metering.partitions).
+        "compliance-partitions": _every(
+            settings.COMPLIANCE_PARTITIONS_EVERY, "metering.compliance.partitions"
+        ),
     }

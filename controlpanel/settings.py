@@ -278,11 +278,9 @@ COMPLIANCE_GAPS_EVERY = env.int("COMPLIANCE_GAPS_EVERY", default=900)
 COMPLIANCE_CLOSE_EVERY = env.int("COMPLIANCE_CLOSE_EVERY", default=900)
 COMPLIANCE_REMINDERS_EVERY = env.int("COMPLIANCE_REMINDERS_EVERY", default=3600)
 COMPLIANCE_RETENTION_EVERY = env.int("COMPLIANCE_RETENTION_EVERY", default=3600)
+COMPLIANCE_PARTITIONS_EVERY = env.int("COMPLIANCE_PARTITIONS_EVERY", default=86400)
 # A period is closed (true-ups frozen) this long after it ends, so late readings land.
 PERIOD_CLOSE_GRACE_HOURS = env.int("PERIOD_CLOSE_GRACE_HOURS", default=1)
-# Retention deletes raw readings in batches of this size, at most this many per run.
-RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
-RETENTION_MAX_BATCHES = env.int("RETENTION_MAX_BATCHES", default=200)
 # Notification sender: attempts before giving up, first retry delay (doubles each time).
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
 NOTIFY_BACKOFF_SECONDS = env.int("NOTIFY_BACKOFF_SECONDS", default=60)

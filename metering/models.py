@@ -81,7 +81,15 @@ class UsageSeries(models.Model):
 
 class UsageReading(models.Model):
     """One accepted reading, verbatim, with what it counted. Append-only: never updated,
-    deleted only by retention. Holds counts and labels only, never request data."""
+    deleted only by retention. Holds counts and labels only, never request data.
+
+    The table is partitioned by month of `attributed_hour` (migration 0014,
+    metering.partitions): retention drops whole months, and the reads by hour (recompute,
+    disputes, the usage explorer) touch only their months. Its database primary key is
+    (id, attributed_hour), as PostgreSQL requires of a partitioned table; Django's stays
+    `id`, unique because only its identity sequence assigns it and nothing references a
+    reading, and kept because Django 5.2's admin refuses models with a composite primary
+    key (the staff console lists readings as dispute evidence)."""
 
     id = models.BigAutoField(primary_key=True)
     environment = models.ForeignKey(

@@ -43,3 +43,8 @@ def send_expiry_reminders() -> str:
 @shared_task(name="metering.compliance.retention", acks_late=True)
 def prune_readings() -> str:
     return _run("retention")
+
+
+@shared_task(name="metering.compliance.partitions", acks_late=True)
+def ensure_partitions() -> str:
+    return _run("partitions")

@@ -70,7 +70,11 @@ NEVER_STORED = [
 ]
 
 TABLES = [
-    (UsageReading, "Every accepted reading, verbatim, with what it counted (kept 400 days)."),
+    (
+        UsageReading,
+        "Every accepted reading, verbatim, with what it counted (kept 400 days, then dropped"
+        " a calendar month at a time: up to a month longer).",
+    ),
     (UsageSeries, "One row per counter source: the highest value seen."),
     (UsageRollup, "Per environment, count and hour: the sums and peaks shown on the dashboard."),
     (UsageDay, "Per environment, count and UTC day: the same, summed per day."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from metering import partitions
 from metering.compliance import (
     evaluation,
     gaps,
@@ -26,6 +27,7 @@ JOBS: dict[str, Callable[[], object]] = {
     "close-periods": periods.close_periods,
     "reminders": reminders.send_expiry_reminders,
     "retention": retention.prune_readings,
+    "partitions": partitions.ensure_partitions,
 }
 ALIASES = {"notify": "send"}
 

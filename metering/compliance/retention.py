@@ -1,4 +1,8 @@
-"""Retention: raw readings older than RETENTION_DAYS are deleted in bounded batches.
+"""Retention: raw readings go a whole month at a time, once every hour of the month is
+older than RETENTION_DAYS (by `attributed_hour`, the partition key): the monthly partition
+is detached and dropped (metering.partitions). A month that straddles the cutoff is kept
+whole until its last hour expires, so a reading is kept RETENTION_DAYS at least and about
+a month longer at most. Rows never get deleted one by one.
 
 Rollups, gauges, series and true-ups are never touched, so usage totals stay what they
 were; only the verbatim record behind them ages out.
@@ -8,45 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.utils import timezone
 
+from metering import partitions
 from metering.compliance.flags import JobReport
-from metering.models import UsageReading
 
 
-def prune_readings(
-    *,
-    at: dt.datetime | None = None,
-    batch_size: int | None = None,
-    max_batches: int | None = None,
-) -> JobReport:
-    at = at or timezone.now()
-    batch_size = batch_size or settings.RETENTION_BATCH_SIZE
-    max_batches = max_batches or settings.RETENTION_MAX_BATCHES
-    cutoff = at - dt.timedelta(days=settings.RETENTION_DAYS)
-    deleted = batches = 0
-    after = 0
-    while batches < max_batches:
-        # Oldest first in id order: ids grow with `received_at` (both are taken as the
-        # reading is stored; a request's few seconds of skew do not matter at a cutoff of
-        # days), so no index on `received_at` has to be written for every reading. Each
-        # batch is its own short transaction, so ingest never waits long on these rows.
-        rows = list(
-            UsageReading.objects.filter(id__gt=after)
-            .order_by("id")
-            .values_list("id", "received_at")[:batch_size]
-        )
-        old = [reading_id for reading_id, received_at in rows if received_at < cutoff]
-        if old:
-            n, _ = UsageReading.objects.filter(id__in=old).delete()
-            deleted += n
-            batches += 1
-        if len(old) < len(rows) or len(rows) < batch_size:
-            break  # reached readings inside the retention window (or the end)
-        after = rows[-1][0]
+def prune_readings(*, at: dt.datetime | None = None) -> JobReport:
+    cutoff = partitions.retention_cutoff(at or timezone.now())
+    dropped = partitions.drop_expired(cutoff=cutoff)
     report = JobReport(job="retention")
-    report.details.update(
-        {"readings_deleted": deleted, "batches": batches, "cutoff": cutoff.isoformat()}
-    )
+    report.details.update({"partitions_dropped": dropped, "cutoff": cutoff.isoformat()})
     return report

@@ -13,7 +13,7 @@ from metering.compliance import jobs
 class Command(BaseCommand):
     help = (
         "Run one compliance job now (the same service the schedule runs) and print what it "
-        "did. Jobs: evaluate, send (alias notify), gaps, close-periods, reminders, retention."
+        "did. Jobs: evaluate, send (alias notify), gaps, close-periods, reminders, retention, partitions."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -77,8 +77,9 @@ def test_plain_output_says_what_each_job_did():
     assert run("close-periods").startswith("close-periods: 0 flag(s) raised")
     assert run("reminders").startswith("reminders: 0 flag(s) raised")
     assert run("retention").startswith(
-        "retention: 0 flag(s) raised, 0 resolved; readings_deleted=0"
+        "retention: 0 flag(s) raised, 0 resolved; partitions_dropped=[]"
     )
+    assert run("partitions").startswith("partitions: 0 flag(s) raised, 0 resolved; partitions_")
     assert json.loads(run("send", "--json")) == {
         "job": "send",
         "events": 0,
@@ -101,6 +102,7 @@ def test_every_compliance_job_is_scheduled_with_an_expiry_of_1_5x(settings):
         "metering.compliance.close_periods",
         "metering.compliance.evaluate",
         "metering.compliance.expiry_reminders",
+        "metering.compliance.partitions",
         "metering.compliance.reporting_gaps",
         "metering.compliance.retention",
         "metering.compliance.send_notifications",

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 
 from accounts.models import API_CALLS, SEATS, ContractStatus, EnvironmentKind, EnvironmentStatus
+from metering import partitions
 from metering.compliance import gaps, notifications, periods, reminders, retention
 from metering.compliance.models import (
     ExpiryReminder,
@@ -208,34 +209,34 @@ def test_a_contract_first_seen_within_7_days_gets_only_the_7_day_reminder():
 
 # --- retention ----------------------------------------------------------------------------------
 @time_machine.travel(NOW, tick=False)
-def test_retention_deletes_old_readings_in_batches_and_keeps_rollups(settings):
+def test_retention_drops_whole_expired_months_keeps_the_one_straddling_the_cutoff(settings):
     settings.RETENTION_DAYS = 400
     t = acme()
-    cutoff = NOW - dt.timedelta(days=400)
-    for i in range(5):
-        reading(t.production, cutoff - dt.timedelta(minutes=i + 1), api_calls=1)
-    keep = reading(t.production, cutoff, api_calls=1)
+    cutoff = NOW - dt.timedelta(days=400)  # 2025-10-20 12:00
+    assert cutoff == dt.datetime(2025, 10, 20, 12, tzinfo=dt.UTC)
+    expired = [reading(t.production, dt.datetime(2025, 9, d, tzinfo=dt.UTC), 1) for d in (1, 30)]
+    straddling = [reading(t.production, cutoff - dt.timedelta(days=d), 1) for d in (19, 0)]
+    recent = reading(t.production, NOW, 1)
+    partitions.ensure_partitions()  # the months of readings that landed in the default
     UsageRollup.objects.create(
-        environment=t.production, metric=API_CALLS, hour=cutoff - dt.timedelta(days=1), total=5
+        environment=t.production, metric=API_CALLS, hour=dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
     )
     rollups = rows(UsageRollup, "hour", "total")
 
-    result = retention.prune_readings(batch_size=2)
+    result = retention.prune_readings()
 
-    assert result.details["readings_deleted"] == 5
-    assert result.details["batches"] == 3
-    assert list(UsageReading.objects.values_list("id", flat=True)) == [keep.id]
+    assert result.details["partitions_dropped"] == ["metering_usagereading_y2025m09"]
+    # October 2025 holds readings older than the cutoff: kept whole until November.
+    kept = [r.id for r in [*straddling, recent]]
+    assert sorted(UsageReading.objects.values_list("id", flat=True)) == sorted(kept)
+    assert not {r.id for r in expired} & set(UsageReading.objects.values_list("id", flat=True))
     assert rows(UsageRollup, "hour", "total") == rollups
-    assert retention.prune_readings().details["readings_deleted"] == 0
-
-
-@time_machine.travel(NOW, tick=False)
-def test_retention_stops_after_max_batches():
-    t = acme()
-    for i in range(5):
-        reading(t.production, NOW - dt.timedelta(days=500, minutes=i))
-    assert retention.prune_readings(batch_size=2, max_batches=2).details["readings_deleted"] == 4
-    assert UsageReading.objects.count() == 1
+    assert retention.prune_readings().details["partitions_dropped"] == []
+    with time_machine.travel(dt.datetime(2026, 12, 6, 1, tzinfo=dt.UTC), tick=False):
+        assert retention.prune_readings().details["partitions_dropped"] == [
+            "metering_usagereading_y2025m10"
+        ]
+    assert list(UsageReading.objects.values_list("id", flat=True)) == [recent.id]
 
 
 def test_every_job_twice_gives_the_same_rows():
@@ -259,6 +260,7 @@ def test_every_job_twice_gives_the_same_rows():
             notifications.fan_out,
             periods.close_periods,
             reminders.send_expiry_reminders,
+            partitions.ensure_partitions,
             retention.prune_readings,
         ]
         for job in jobs:
