@@ -52,6 +52,7 @@ def test_a_web_page_answers_a_page_of_its_own(client, tenant, database_down):
     _assert_503(response)
     assert response["Content-Type"].startswith("text/html")
     assert b"Temporarily unavailable" in response.content
+    assert b"Try again in 5 seconds" in response.content
 
 
 def test_handler500_answers_503_for_an_outage_and_500_for_anything_else(settings):
