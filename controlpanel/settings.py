@@ -68,6 +68,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost: API paths answer JSON errors, whatever produced them (controlpanel.edges).
     "controlpanel.edges.ApiErrorsMiddleware",
+    # A database outage raised by a view answers 503 + Retry-After (controlpanel.outages).
+    "controlpanel.outages.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -131,6 +133,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Broker, results, cache -------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Seconds any Redis call (cache, broker, results, throttles, /readyz) may take to connect
+# and to answer before it counts as failed: a frozen Redis must cost a request this much,
+# not hang it (redis-py's default is 5 s each, retried). docs/decisions/0011.
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.25)
+REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_RESULT_BACKEND = env.str(
@@ -150,6 +157,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = dict(REDIS_CLIENT_OPTIONS)
+CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -166,6 +177,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="cp"),
+            # Passed to redis-py's connection pool (whose connections never retry).
+            "OPTIONS": dict(REDIS_CLIENT_OPTIONS),
         }
     }
 else:
@@ -284,6 +297,9 @@ PERIOD_CLOSE_GRACE_HOURS = env.int("PERIOD_CLOSE_GRACE_HOURS", default=1)
 # Notification sender: attempts before giving up, first retry delay (doubles each time).
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
 NOTIFY_BACKOFF_SECONDS = env.int("NOTIFY_BACKOFF_SECONDS", default=60)
+# How long a sender holds the rows it claimed: a sender that died mid-send (a killed
+# worker) leaves them pending, and the next sender retries them once this has passed.
+NOTIFY_CLAIM_SECONDS = env.int("NOTIFY_CLAIM_SECONDS", default=600)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # Plain-http and local/private webhook URLs are refused unless this is on (development).
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)

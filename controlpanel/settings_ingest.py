@@ -17,6 +17,8 @@ ROOT_URLCONF = "controlpanel.urls_ingest"
 # And the JSON form of 404/405 every machine path answers (controlpanel.edges).
 MIDDLEWARE = [
     "controlpanel.edges.ApiErrorsMiddleware",
+    # A database outage raised by a view answers 503 + Retry-After (controlpanel.outages).
+    "controlpanel.outages.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -25,3 +25,6 @@ urlpatterns = [
     # Last: `<org>/...` pages must not shadow any fixed path above.
     path("", include((web_urls.org_patterns, "web"))),
 ]
+
+# A database outage answers 503 with Retry-After on every route (controlpanel.outages).
+handler500 = "controlpanel.outages.server_error"

@@ -14,3 +14,4 @@ urlpatterns = [
 ]
 
 handler404 = "controlpanel.edges.not_found"
+handler500 = "controlpanel.outages.server_error"

@@ -10,8 +10,8 @@ count lags by at most that much per process: nothing for an abuse guard.
 from __future__ import annotations
 
 import time
-from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -51,23 +51,27 @@ class _Counts:
 
 
 _local = _Counts()
-_clients: dict[int, Any] = {}
+_clients: dict[str, redis.Redis] = {}
 
 
-def _redis_client(backend: RedisCache, key: str) -> Any:
-    # Django builds a new client (and its ~170 response callbacks) on every call; the
-    # client is thread-safe over its pool, so keep one per backend and process.
-    client = _clients.get(id(backend))
+def _redis_client(location: str | list[str]) -> redis.Redis:
+    """A client of the cache's Redis server (the first of LOCATION: the one Django's cache
+    writes to), with the timeouts of every Redis client here (REDIS_CLIENT_OPTIONS), one
+    per process: redis-py clients are thread-safe over their pool."""
+    url = (location.split(",") if isinstance(location, str) else location)[0]
+    client = _clients.get(url)
     if client is None:
-        client = _clients[id(backend)] = backend._cache.get_client(key, write=True)
+        client = _clients[url] = redis.Redis.from_url(url, **settings.REDIS_CLIENT_OPTIONS)
     return client
 
 
 def _incr(name: str, window: int, delta: int) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
+        # One INCRBY creates or raises the counter (Django's cache.incr asks EXISTS first
+        # and cannot create). The key is the cache's own, so cache.get reads the counter.
         key = backend.make_and_validate_key(name)
-        client = _redis_client(backend, key)
+        client = _redis_client(settings.CACHES["default"]["LOCATION"])
         count = int(client.incrby(key, delta))
         if count == delta:
             # The key names its window, so should this expiry be lost, the key is merely

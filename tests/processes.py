@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,19 +88,24 @@ def gunicorn_process(
     cmd = [sys.executable, "-m", "gunicorn", "controlpanel.wsgi:application"]
     cmd += ["--bind", f"127.0.0.1:{port}", "--worker-class", "gthread"]
     cmd += ["--workers", str(workers), "--threads", str(threads)]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env or process_env(ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until(lambda: proc.poll() is not None or _healthy(port), timeout=60)
-        assert proc.poll() is None, proc.stdout.read().decode()
-        yield port
-    finally:
-        stop(proc)
+    # Output to a file, not a pipe nobody reads: a server logging more than a pipe holds
+    # (64 KiB) would block on its next log line.
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env or process_env(ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: proc.poll() is not None or _healthy(port), timeout=60)
+            if proc.poll() is not None:
+                output.seek(0)
+                raise AssertionError(output.read().decode(errors="replace"))
+            yield port
+        finally:
+            stop(proc)
 
 
 @contextmanager

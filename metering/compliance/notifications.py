@@ -56,7 +56,6 @@ from metering.compliance.sql import (
     utc_isoformat,
 )
 
-CLAIM_SECONDS = 600
 MAX_BACKOFF_SECONDS = 6 * 3600
 
 
@@ -310,7 +309,7 @@ def claim(*, batch: int, now: dt.datetime | None = None) -> tuple[str, list[Noti
     # Conditional UPDATE: the WHERE is re-checked on each row at write time, so of two
     # senders that picked the same rows each row is claimed by exactly one.
     _due(now).filter(id__in=ids).update(
-        claim_token=token, claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS)
+        claim_token=token, claimed_until=now + dt.timedelta(seconds=settings.NOTIFY_CLAIM_SECONDS)
     )
     claimed = Notification.objects.filter(id__in=ids, claim_token=token).select_related("endpoint")
     return token, list(claimed)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core import mail
 from django.db import connection
 
@@ -193,7 +194,7 @@ def test_a_claimed_row_is_not_claimed_again_until_its_claim_expires():
     _token, first = notifications.claim(batch=10)
     token, second = notifications.claim(batch=10)
     assert token == ""
-    with time_machine.travel(NOW + dt.timedelta(seconds=notifications.CLAIM_SECONDS + 1)):
+    with time_machine.travel(NOW + dt.timedelta(seconds=settings.NOTIFY_CLAIM_SECONDS + 1)):
         _token, after_expiry = notifications.claim(batch=10)
     assert (len(first), len(second), len(after_expiry)) == (1, 0, 1)
 
