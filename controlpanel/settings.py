@@ -119,12 +119,17 @@ else:
 
     DATABASES = {"default": env.db_url_config(embedded_db.use(EMBEDDED_POSTGRES_DIR))}
 _db = DATABASES["default"]
+# An unreachable (not refusing) database host fails the connect within this many seconds
+# instead of hanging a worker; the request then answers 503 (controlpanel/outages.py).
+_db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 if env.bool("DATABASE_POOL", default=False):
     # Django's native psycopg pool (one per process); incompatible with CONN_MAX_AGE.
     _db["CONN_MAX_AGE"] = 0
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        # Seconds a request waits for a free connection (psycopg's default is 30).
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
     }
 else:
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -187,6 +192,9 @@ else:
 # --- Email --------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# An SMTP server that accepts and never answers fails the send (retried later) instead of
+# holding a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="control-panel@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
