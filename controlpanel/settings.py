@@ -266,7 +266,17 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.licensing.openapi.license_paths",
         "metering.openapi.ingest_paths",
+        # Last: the refusals of every DRF operation, once (controlpanel/openapi.py).
+        "controlpanel.openapi.error_responses",
     ],
+    # Request bodies as their own components, so a required string that may not be blank
+    # says `minLength: 1` (what the serializer enforces) instead of allowing "".
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The documented request bodies are JSON; DRF's form parsers stay for browsers and the
+    # test client, but a form body is not part of the API's contract.
+    "PARSER_WHITELIST": ["controlpanel.bodies.JSONParser"],
+    # A PATCH takes the whole serializer here (the role of a member), not a partial one.
+    "COMPONENT_SPLIT_PATCH": False,
     # The viewer's files come from drf-spectacular-sidecar's static files: /api/docs/ works
     # without internet access (air-gapped installs).
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from metering.readings import FUTURE_SKEW
+from metering.selectors import MAX_BUCKETS
+
 _REF = "#/components/schemas/"
 
 
@@ -36,6 +39,15 @@ LABEL = {
     "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$",
 }
 
+# A reading's time must lie in a window relative to its receipt (metering.readings), which
+# JSON Schema cannot express: the descriptions say it.
+WINDOW = (
+    f"at most {int(FUTURE_SKEW.total_seconds() // 60)} minutes ahead and not older than the "
+    "retention window (RETENTION_DAYS, 400 days by default)"
+)
+# Fields the CMS client sends that are neither validated nor stored (counts only).
+IGNORED: dict[str, Any] = {"description": "Sent by the CMS; any value, not stored."}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "UsageReading": {
         "type": "object",
@@ -43,15 +55,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["instance", "api_calls"],
         "properties": {
             "instance": {**LABEL, "description": "One counter source (process, container)."},
-            "boot": {**LABEL, "description": "Changes when the source's counter restarts at 0."},
+            "boot": {
+                **LABEL,
+                "nullable": True,
+                "description": "Changes when the source's counter restarts at 0.",
+            },
             "observed_at": {
                 "type": "string",
                 "format": "date-time",
-                "description": "With a zone; at most 5 minutes ahead, within retention.",
+                "nullable": True,
+                "description": f"With a zone; {WINDOW}: 400 `timestamp_in_future` / "
+                "`timestamp_too_old` otherwise. Absent or null: the time of receipt.",
             },
             "api_calls": {**COUNT, "description": "Cumulative API calls since this boot."},
-            "seats": {**COUNT, "description": "CMS users right now."},
-            "tenants": {**COUNT, "description": "Tenants right now."},
+            "seats": {**COUNT, "nullable": True, "description": "CMS users right now."},
+            "tenants": {**COUNT, "nullable": True, "description": "Tenants right now."},
         },
     },
     "UsageBatch": {
@@ -152,20 +170,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "WcpTelemetry": {
         "type": "object",
-        "required": ["apiKey", "logs"],
+        "required": ["logs"],
         "properties": {
-            "apiKey": {"type": "string"},
-            "version": {"type": "string"},
+            "apiKey": {
+                "type": "string",
+                "nullable": True,
+                "description": "The environment API key; absent, null or empty: the "
+                "`authorization` header's.",
+            },
+            "version": IGNORED,
             "logs": {
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["createdOn"],
                     "properties": {
-                        "createdOn": {"type": "integer", "description": "Epoch milliseconds."},
-                        "error": {},
-                        "executionDuration": {"type": "number"},
-                        "functionName": {"type": "string"},
+                        "createdOn": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": f"Epoch milliseconds; {WINDOW}.",
+                        },
+                        "error": IGNORED,
+                        "executionDuration": IGNORED,
+                        "functionName": IGNORED,
                     },
                 },
             },
@@ -263,9 +290,17 @@ PATHS: dict[str, dict[str, Any]] = {
                 {
                     "name": "from",
                     "in": "query",
+                    "description": "Default: a day before `to`. Must be before `to`.",
                     "schema": {"type": "string", "format": "date-time"},
                 },
-                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                {
+                    "name": "to",
+                    "in": "query",
+                    "description": f"Default: now. From `from` to `to` at most "
+                    f"{MAX_BUCKETS['hour']} hour buckets or {MAX_BUCKETS['day']} day buckets: "
+                    "400 `range_too_long` otherwise.",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
                 {
                     "name": "granularity",
                     "in": "query",
@@ -277,9 +312,10 @@ PATHS: dict[str, dict[str, Any]] = {
                 **_errors(
                     "UsageError",
                     {
-                        400: "Bad from/to/granularity or range too long.",
-                        401: "Bad key.",
-                        403: "Disabled environment.",
+                        400: "Bad from/to/granularity, or more buckets than allowed.",
+                        401: "Missing, malformed, unknown, revoked or expired API key.",
+                        403: "The key's environment is disabled.",
+                        503: "Storage unavailable; retry after Retry-After seconds.",
                     },
                 ),
             },
@@ -328,7 +364,7 @@ SECURITY_SCHEMES = {
     "wcpApiKey": {
         "type": "apiKey",
         "in": "header",
-        "name": "authorization",
+        "name": "Authorization",
         "description": "The environment API key as the raw header value (no Bearer).",
     },
 }

@@ -135,7 +135,15 @@ def parse_timestamp(value: Any, *, field: str, index: int | None = None) -> dt.d
             field=field,
             index=index,
         )
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00, 9999-12-31T23:59-05:00: no UTC instant
+        raise Invalid(
+            f"{_where(index)}{field} is outside the years 1 to 9999 in UTC.",
+            "bad_timestamp",
+            field=field,
+            index=index,
+        ) from None
 
 
 def check_time_window(

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -48,10 +48,11 @@ def _usage_summary(request: HttpRequest) -> HttpResponse:
             raise Invalid(
                 "granularity must be hour or day.", "bad_granularity", field="granularity"
             )
-        to = parse_timestamp(request.GET["to"], field="to") if request.GET.get("to") else now
+        # Present means given: `?to=` is a bad timestamp, not "now".
+        to = parse_timestamp(request.GET["to"], field="to") if "to" in request.GET else now
         start = (
             parse_timestamp(request.GET["from"], field="from")
-            if request.GET.get("from")
+            if "from" in request.GET
             else to - dt.timedelta(days=1)
         )
         summary = selectors.usage_summary(
@@ -147,7 +148,14 @@ def _log_times(logs: Any, now: dt.datetime) -> list[dt.datetime]:
         created = log.get("createdOn") if isinstance(log, dict) else None
         if type(created) is not int or created < 0:
             raise Invalid(f"logs[{i}].createdOn must be epoch milliseconds.", "wrong_type", index=i)
-        at = dt.datetime.fromtimestamp(created / 1000, tz=dt.UTC)
+        try:
+            at = dt.datetime.fromtimestamp(created / 1000, tz=dt.UTC)
+        except (OverflowError, ValueError, OSError):  # past year 9999 / the platform's time_t
+            raise Invalid(
+                f"logs[{i}].createdOn is in the future; check the clock.",
+                "timestamp_in_future",
+                index=i,
+            ) from None
         if at > now + FUTURE_SKEW:
             raise Invalid(
                 f"logs[{i}].createdOn is in the future; check the clock.",
@@ -174,9 +182,11 @@ def telemetry(request: HttpRequest) -> HttpResponse:
         raw = http.body_json(request, json_only=False)
         if not isinstance(raw, dict):
             raise Invalid('The body must be {"apiKey", "version", "logs": [...]}.', "wrong_type")
-        key = raw.get("apiKey") or wcp_key_from_request(request)
-        if not isinstance(key, str):
-            key = ""
+        key = raw.get("apiKey")
+        if key is not None and not isinstance(key, str):
+            raise Invalid("apiKey must be a string.", "wrong_type", field="apiKey")
+        # Absent, null or "": the key of the `authorization` header, as the CMS may send it.
+        key = key or wcp_key_from_request(request)
         refused = shape_refusal(key)
         if refused is not None:
             return _wcp_message(refused.status, refused.message)
@@ -196,6 +206,8 @@ def telemetry(request: HttpRequest) -> HttpResponse:
     )
     try:
         result = record(plaintext=key, readings=readings, now=now, source=ReadingSource.TELEMETRY)
+    except DataError:  # a total past BIGINT: retrying cannot help (as the native API says)
+        return _wcp_message(400, http.OUT_OF_RANGE)
     except DatabaseError:
         return http.unavailable(wcp=True)
     if not isinstance(result, Recorded):

@@ -175,7 +175,10 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Public keys of every signing key whose licenses may still be valid",
             "tags": ["licenses"],
             "security": [],
-            "responses": {"200": _json("Jwks", "JSON Web Key Set (Ed25519).")},
+            "responses": {
+                "200": _json("Jwks", "JSON Web Key Set (Ed25519)."),
+                "503": _json("WcpLicenseError", "The database is unavailable; see Retry-After."),
+            },
         }
     },
 }
@@ -193,7 +196,7 @@ def license_paths(result: dict[str, Any], generator: Any, request: Any, public: 
         {
             "type": "apiKey",
             "in": "header",
-            "name": "authorization",
+            "name": "Authorization",
             "description": "The environment API key as the raw header value (no Bearer).",
         },
     )

@@ -12,6 +12,7 @@ import logging
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
@@ -37,6 +38,9 @@ def _message(status: int, message: str, **headers: str) -> JsonResponse:
     return JsonResponse({"message": message}, status=status, headers=headers)
 
 
+# Key-authenticated, never by cookie: without csrf_exempt, Django's CSRF check would answer
+# any other method (POST, QUERY, ...) with its HTML 403 before the view's JSON 405 + Allow.
+@csrf_exempt
 def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonResponse:
     """The CMS fetches this every few minutes from every container. The key check and all
     standing checks run on every request, in one indexed query; only the signed answer is
@@ -72,6 +76,7 @@ def _retry_after() -> dict[str, str]:
     return {"Retry-After": RETRY_AFTER_SECONDS}
 
 
+@csrf_exempt  # as project_license: a JSON 405 with Allow for every other method
 def jwks(request: HttpRequest) -> JsonResponse:
     if request.method != "GET":
         return _message(405, "Use GET.", Allow="GET")
@@ -112,7 +117,9 @@ class LicenseValidateView(_ErrorShapeMixin, APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        request=inline_serializer("ValidateRequest", {"token": serializers.CharField()}),
+        request=inline_serializer(
+            "LicenseValidate", {"token": serializers.CharField(allow_blank=True)}
+        ),
         responses={200: ValidateResponse},
     )
     def post(self, request: Request) -> Response:

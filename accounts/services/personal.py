@@ -25,6 +25,10 @@ from accounts.services.audit import Actor
 from accounts.services.team import TeamError
 
 NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+NAME_RULE = (
+    "An environment name is 1 to 40 lowercase letters, digits or dashes, "
+    "starting with a letter or digit (for example 'dev')."
+)
 NO_SEAT = (
     "You hold no developer seat on this project: ask an owner or admin of the "
     "organization to assign you one."
@@ -78,10 +82,9 @@ def _held_seat_locked(*, project: Project, user: User) -> DeveloperSeat:
 def _get_or_create_locked(*, project: Project, user: User, name: str) -> tuple[Environment, bool]:
     """The seat holder's enabled personal environment `name`, created if needed. Runs in
     the caller's transaction, under the seat's row lock."""
-    if not NAME_SHAPE.match(name or ""):
+    if not NAME_SHAPE.fullmatch(name or ""):  # fullmatch: `$` also matches before a "\n"
         raise TeamError(
-            "An environment name is 1 to 40 lowercase letters, digits or dashes, "
-            "starting with a letter or digit (for example 'dev').",
+            NAME_RULE,
             code="invalid_name",
         )
     _held_seat_locked(project=project, user=user)

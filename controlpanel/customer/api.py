@@ -9,11 +9,17 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -32,7 +38,14 @@ from accounts.requests import signed_in_user
 from accounts.selectors import team as team_selectors
 from accounts.services import access, personal, seats, team
 from controlpanel.customer import ratelimit
-from controlpanel.customer.base import CustomerAPIView, OrgScopedView, created
+from controlpanel.customer.base import (
+    RATE_LIMITED,
+    ApiErrorSerializer,
+    CustomerAPIView,
+    OrgScopedView,
+    StrictCharField,
+    created,
+)
 
 
 def public_url(request: HttpRequest) -> str:
@@ -122,19 +135,34 @@ class SeatSerializer(serializers.Serializer):
         return attrs
 
 
+# What the schema says of SeatSerializer: exactly one of `user` and `email`.
+SEAT_REQUEST = PolymorphicProxySerializer(
+    component_name="SeatAssign",
+    serializers=[
+        inline_serializer("SeatByUser", {"user": serializers.IntegerField()}),
+        inline_serializer("SeatByEmail", {"email": serializers.EmailField()}),
+    ],
+    resource_type_field_name=None,
+)
+
+
 class NameSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    # The service checks the shape (accounts.services.personal); the validator puts the
+    # same pattern in the schema.
+    name = StrictCharField(
+        max_length=40, validators=[RegexValidator(personal.NAME_SHAPE, personal.NAME_RULE)]
+    )
 
 
 class TokenSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False, default="")
+    name = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
     expires_in_days = serializers.IntegerField(min_value=1, max_value=366, required=False)
 
 
 class AcceptSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=200)
-    password = serializers.CharField(max_length=200, required=False, trim_whitespace=False)
-    name = serializers.CharField(max_length=150, required=False, default="")
+    token = StrictCharField(max_length=200)
+    password = StrictCharField(max_length=200, required=False, trim_whitespace=False)
+    name = StrictCharField(max_length=150, required=False, default="", allow_blank=True)
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: object) -> dict:
@@ -185,7 +213,7 @@ class TokensView(CustomerAPIView):
         tokens = team_selectors.access_tokens_of(user=signed_in_user(request))
         return Response({"tokens": [token_json(t) for t in tokens]})
 
-    @extend_schema(request=TokenSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=TokenSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = _valid(TokenSerializer, request.data)
         days = data.get("expires_in_days")
@@ -198,7 +226,7 @@ class TokensView(CustomerAPIView):
 
 
 class TokenDetailView(CustomerAPIView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def delete(self, request: Request, token_id: int) -> Response:
         # Scoped by the caller: someone else's token id is a 404.
         token = get_object_or_404(PersonalAccessToken, pk=token_id, user=request.user)
@@ -211,7 +239,16 @@ class InvitationAcceptView(CustomerAPIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(request=AcceptSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=AcceptSerializer,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            404: OpenApiResponse(
+                ApiErrorSerializer, "The invitation link is not valid (any more)."
+            ),
+            429: RATE_LIMITED,
+        },
+    )
     def post(self, request: Request) -> HttpResponse:  # a Response, or too_many's
         token = request.data.get("token") if isinstance(request.data, dict) else None
         wait = ratelimit.check(
@@ -223,7 +260,9 @@ class InvitationAcceptView(CustomerAPIView):
         if request.user.is_authenticated:
             membership = team.invitation_accept(token=data["token"], user=request.user)
         else:
-            if not data.get("password"):
+            # An invalid link is the first thing to say (invitation_accept_signup says it);
+            # a missing password only matters for an invitation that is still open.
+            if not data.get("password") and team.invitation_find(token=data["token"]):
                 return Response(
                     {
                         "message": "Sign in as the invited address, or send `password` "
@@ -234,7 +273,7 @@ class InvitationAcceptView(CustomerAPIView):
                     status=400,
                 )
             _, membership = team.invitation_accept_signup(
-                token=data["token"], password=data["password"], name=data["name"]
+                token=data["token"], password=data.get("password", ""), name=data["name"]
             )
         return Response(
             {
@@ -264,7 +303,7 @@ class MemberDetailView(OrgScopedView):
         )
         return Response(member_json(membership))
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def delete(self, request: Request, org: str, user_id: int) -> Response:
         removal = team.member_remove(membership=self.get_member(user_id), by=self.membership)
         return Response(
@@ -286,7 +325,7 @@ class InvitationsView(OrgScopedView):
         invitations = team_selectors.invitations_of(organization=self.organization)
         return Response({"invitations": [invitation_json(i) for i in invitations]})
 
-    @extend_schema(request=InvitationSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=InvitationSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, org: str) -> Response:
         data = _valid(InvitationSerializer, request.data)
         issued = team.invitation_create(
@@ -299,11 +338,13 @@ class InvitationsView(OrgScopedView):
         return created(invitation_json(issued.invitation))
 
 
-class InvitationDetailView(OrgScopedView):
+class _InvitationView(OrgScopedView):
     def get_invitation(self, invitation_id: int) -> Invitation:
         return get_object_or_404(Invitation, pk=invitation_id, organization=self.organization)
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+
+class InvitationDetailView(_InvitationView):
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def delete(self, request: Request, org: str, invitation_id: int) -> Response:
         invitation = team.invitation_revoke(
             invitation=self.get_invitation(invitation_id), by=self.membership
@@ -311,7 +352,7 @@ class InvitationDetailView(OrgScopedView):
         return Response(invitation_json(invitation))
 
 
-class InvitationResendView(InvitationDetailView):
+class InvitationResendView(_InvitationView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, org: str, invitation_id: int) -> Response:
         issued = team.invitation_resend(
@@ -329,7 +370,7 @@ class SeatsView(OrgScopedView):
         held = team_selectors.seats_of(project=self.get_project(project))
         return Response({"seats": [seat_json(s) for s in held]})
 
-    @extend_schema(request=SeatSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=SEAT_REQUEST, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, org: str, project: str) -> Response:
         the_project = self.get_project(project)
         data = _valid(SeatSerializer, request.data)
@@ -343,7 +384,7 @@ class SeatsView(OrgScopedView):
 
 
 class SeatDetailView(OrgScopedView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def delete(self, request: Request, org: str, project: str, user_id: int) -> Response:
         seats.seat_free(
             project=self.get_project(project),
@@ -363,7 +404,13 @@ class PersonalEnvironmentsView(OrgScopedView):
         )
         return Response({"environments": [environment_json(e) for e in environments]})
 
-    @extend_schema(request=NameSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=NameSerializer,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, "The caller's existing environment."),
+            201: OpenApiResponse(OpenApiTypes.OBJECT, "A new environment and its key."),
+        },
+    )
     def post(self, request: Request, org: str, project: str) -> Response:
         name = _valid(NameSerializer, request.data)["name"]
         issued = personal.personal_environment_get_or_create(

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.fields import empty
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -115,6 +118,42 @@ class OrgScopedView(CustomerAPIView):
             organization=self.organization,
             user_id=user_id,
         )
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans (DRF's CharField turns `0` into
+    "0"): the schema says `string`, so the server does too."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        shaped = any(isinstance(v, RegexValidator) for v in self.validators)
+        if self.trim_whitespace and not self.allow_blank and not shaped:
+            # Whitespace alone is blank once trimmed: the schema says so with a pattern.
+            self.validators.append(RegexValidator(r"\S"))
+
+    def run_validation(self, data: Any = empty) -> Any:
+        # The length as sent, before trimming: the schema's maxLength is about the request.
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    """Documentation only: the body of every refusal (the `ApiError` component)."""
+
+    message = serializers.CharField()
+    code = serializers.CharField()
+    field = serializers.CharField(required=False)
+
+
+RATE_LIMITED = OpenApiResponse(
+    ApiErrorSerializer, "Too many attempts from this client: retry after `Retry-After` seconds."
+)
 
 
 def created(data: Any) -> Response:

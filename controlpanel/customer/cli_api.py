@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -14,11 +14,16 @@ from rest_framework.response import Response
 from accounts.services import access
 from controlpanel.customer import ratelimit
 from controlpanel.customer.api import iso, public_url, user_json
-from controlpanel.customer.base import CustomerAPIView
+from controlpanel.customer.base import (
+    RATE_LIMITED,
+    ApiErrorSerializer,
+    CustomerAPIView,
+    StrictCharField,
+)
 
 
 class StartSerializer(serializers.Serializer):
-    client = serializers.CharField(max_length=100, required=False, default="")
+    client = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
 
 
 class CliSessionsView(CustomerAPIView):
@@ -27,12 +32,12 @@ class CliSessionsView(CustomerAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=StartSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=StartSerializer, responses={201: OpenApiTypes.OBJECT, 429: RATE_LIMITED})
     def post(self, request: Request) -> HttpResponse:  # a Response, or too_many's
         wait = ratelimit.check(request, "cli_sessions", "RATE_LIMIT_CLI_SESSIONS")
         if wait:
             return ratelimit.too_many(wait)
-        serializer = StartSerializer(data=request.data or {})
+        serializer = StartSerializer(data=request.data)  # no body: {}; a JSON null: a 400
         serializer.is_valid(raise_exception=True)
         started = access.cli_session_start(client_name=serializer.validated_data["client"])
         return Response(
@@ -55,7 +60,14 @@ class CliSessionDetailView(CustomerAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, "Pending, or approved: the token, once."),
+            404: OpenApiResponse(ApiErrorSerializer, "No such CLI login."),
+            410: OpenApiResponse(ApiErrorSerializer, "Denied, expired or already collected."),
+        },
+    )
     def get(self, request: Request, poll_id: str) -> Response:
         result = access.cli_session_poll(poll_id=poll_id)
         if result is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -21,6 +22,8 @@ from metering.compliance import selectors, services
 from metering.compliance.models import WebhookEndpoint
 
 ALLOWED_FIELDS = {"url", "description"}
+# Refusals that depend on the organization's endpoints, not on the request: a 409.
+CONFLICTS = {"duplicate_url", "too_many_endpoints"}
 
 
 def _error(message: str, code: str, http_status: int, field: str | None = None) -> Response:
@@ -45,7 +48,7 @@ class WebhookEndpointSerializer(serializers.Serializer):
     """Documentation only: the shape `_endpoint_json` returns."""
 
     id = serializers.IntegerField()
-    url = serializers.URLField()
+    url = serializers.CharField()  # as given (checked by the service), not RFC 3986's `uri`
     description = serializers.CharField()
     is_active = serializers.BooleanField()
     secret_last_four = serializers.CharField()
@@ -83,11 +86,25 @@ class WebhookListView(_WebhookView):
         operation_id="webhooks_create",
         request=inline_serializer(
             "WebhookCreate",
-            {"url": serializers.URLField(), "description": serializers.CharField(required=False)},
+            {
+                "url": serializers.CharField(
+                    max_length=500,
+                    validators=[RegexValidator(services.HTTPS_URL_PATTERN)],
+                    help_text="An https URL of a public host, named by its DNS name.",
+                ),
+                "description": serializers.CharField(
+                    required=False, allow_blank=True, max_length=200
+                ),
+            },
         ),
         responses={
             201: OpenApiResponse(_ENDPOINT, "The endpoint, with `secret` shown once."),
-            400: _ERROR,
+            400: OpenApiResponse(
+                _ERROR, "Not an https URL of a public host, or a field of the wrong type."
+            ),
+            409: OpenApiResponse(
+                _ERROR, "The organization already has this URL, or the most endpoints allowed."
+            ),
         },
     )
     def post(self, request: Request, org: str) -> Response:
@@ -113,7 +130,8 @@ class WebhookListView(_WebhookView):
                 created_by=signed_in_user(request),
             )
         except services.ComplianceError as exc:
-            return _error(exc.message, exc.code, 400, exc.field)
+            status_code = 409 if exc.code in CONFLICTS else 400
+            return _error(exc.message, exc.code, status_code, exc.field)
         # The secret is shown here once; afterwards only its last four characters.
         return Response(
             {**_endpoint_json(endpoint), "secret": secret}, status=status.HTTP_201_CREATED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -33,6 +34,19 @@ class ComplianceError(Exception):
         self.message, self.code, self.field = message, code, field
 
 
+# The characters of a URI (RFC 3986), %-escapes included: a receiver's URL as any HTTP
+# client sends it.
+URI_CHAR = r"([A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})"
+URI = re.compile(f"{URI_CHAR}*")
+# A receiver in production: https, a DNS name with a top-level domain (at most 253
+# characters), an optional port, any path. The API schema publishes this pattern.
+HTTPS_URL_PATTERN = (
+    r"^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,61}"
+    rf"(:[0-9]{{1,5}})?([/?#]{URI_CHAR}*)?$"
+)
+HTTPS_URL = re.compile(HTTPS_URL_PATTERN)
+
+
 def _is_internal_host(host: str) -> bool:
     """Literal private, loopback, link-local or reserved addresses, and `localhost`:
     webhooks must not become a way to reach our own network. (Names are not resolved
@@ -50,6 +64,9 @@ def _is_internal_host(host: str) -> bool:
 def _check_url(url: str) -> str:
     url = (url or "").strip()
     try:
+        # URLValidator lets control characters, `|` and broken %-escapes through.
+        if not URI.fullmatch(url):
+            raise ValidationError("not a URI")
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError as exc:
         raise ComplianceError(
@@ -68,6 +85,13 @@ def _check_url(url: str) -> str:
         )
     if len(url) > 500:
         raise ComplianceError("`url` is longer than 500 characters.", "invalid_url", "url")
+    if not HTTPS_URL.fullmatch(url):
+        raise ComplianceError(
+            "`url` must name its host by a DNS name (not an address), e.g. "
+            "https://hooks.example.com/control-panel.",
+            "invalid_url",
+            "url",
+        )
     return url
 
 

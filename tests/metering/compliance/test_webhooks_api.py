@@ -82,7 +82,7 @@ def test_a_duplicate_url_is_refused(tenant):
     client = client_for(tenant.owner)
     client.post(URL, {"url": "https://h.example/x"}, format="json")
     response = client.post(URL, {"url": "https://h.example/x"}, format="json")
-    assert (response.status_code, response.json()["code"]) == (400, "duplicate_url")
+    assert (response.status_code, response.json()["code"]) == (409, "duplicate_url")
     assert WebhookEndpoint.objects.count() == 1
 
 
@@ -138,5 +138,5 @@ def test_at_most_ten_endpoints_per_organization(tenant):
     for i in range(10):
         assert client.post(URL, {"url": f"https://h.example/{i}"}, format="json").status_code == 201
     response = client.post(URL, {"url": "https://h.example/11"}, format="json")
-    assert (response.status_code, response.json()["code"]) == (400, "too_many_endpoints")
+    assert (response.status_code, response.json()["code"]) == (409, "too_many_endpoints")
     assert WebhookEndpoint.objects.count() == 10
