@@ -12,8 +12,13 @@ so) reads as empty, and a body shorter than its Content-Length reads as what arr
 - refuses a body shorter than its Content-Length with a 400 before any view runs, so
   nothing is written for it.
 
-Public WSGI and Django APIs only. `JSONParser` is DRF's, answering 400 (not 500) for JSON
-nested deeper than the parser can go.
+JSON bodies are decoded by one rule, `parse_json`, on every endpoint (the ingest views,
+`/graphql`, and DRF through `JSONParser`): what is not strict JSON is the client's error,
+named in `InvalidJson.message`: not UTF-8, not JSON, NaN or Infinity, nested deeper than
+the parser can go, or an object with a key twice (the last would otherwise win silently:
+`"api_calls": 1, "api_calls": 1000` would count 1000).
+
+Public WSGI and Django APIs only.
 """
 
 from __future__ import annotations
@@ -94,11 +99,54 @@ class RequestBodies:
         return self.app(environ, start_response)
 
 
+class InvalidJson(ValueError):
+    """A body that is not strict JSON; `message` says what to fix, `code` names it."""
+
+    def __init__(self, message: str, code: str = "invalid_json") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+NOT_JSON = "The body is not valid JSON."
+NOT_UTF8 = "The body is not valid JSON: it is not UTF-8."
+TOO_DEEP = "The body is not valid JSON: it is nested too deeply."
+NOT_A_NUMBER = "The body is not valid JSON: {constant} is not a JSON number."
+DUPLICATE_KEY = "The body is not valid JSON: the key {key} appears twice in one object."
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InvalidJson(DUPLICATE_KEY.format(key=json.dumps(key)), "duplicate_key")
+        obj[key] = value
+    return obj
+
+
+def _constant(constant: str) -> Any:
+    raise InvalidJson(NOT_A_NUMBER.format(constant=constant))
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """The decoded body, or InvalidJson naming what is wrong with it."""
+    try:
+        return json.loads(raw, object_pairs_hook=_object, parse_constant=_constant)
+    except InvalidJson:
+        raise
+    except UnicodeDecodeError:
+        raise InvalidJson(NOT_UTF8) from None
+    except ValueError:
+        raise InvalidJson(NOT_JSON) from None
+    except RecursionError:
+        raise InvalidJson(TOO_DEEP) from None
+
+
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser; JSON nested deeper than Python's parser can go is a 400."""
+    """DRF's JSON parser on `parse_json`: what is not strict JSON is a 400 naming it."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
+            return parse_json(stream.read())
+        except InvalidJson as invalid:
+            raise ParseError(invalid.message, invalid.code) from None

@@ -4,7 +4,9 @@ CMS instances, the CMS's CLI and scripts call `/api/`, `/orgs/`, `/graphql`,
 `/telemetry`, `/clients/` and `/.well-known/`; they read a status and a `message`. Whatever produced a
 404 or 405 on those paths (no route, `Http404`, Django's method check, DEBUG's technical
 page), the answer becomes `{"message", "code"}` with the same status and headers
-(`Allow` included). Responses that are already JSON pass through untouched.
+(`Allow` included). Responses that are already JSON pass through untouched. A body over
+DATA_UPLOAD_MAX_MEMORY_SIZE that a view let through (DRF's views read `request.body`)
+answers 413 `{"message", "code"}`, not Django's 400 page.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 API_PATH = re.compile(r"^/(?:api/|orgs/|clients/|\.well-known/|graphql(?:/|$)|telemetry(?:/|$))")
@@ -65,6 +69,15 @@ class ApiErrorsMiddleware:
         ):
             return _json_error(request, response)
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, RequestDataTooBig) and is_api_path(request.path_info):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+            return JsonResponse(
+                {"message": f"The body is larger than {limit} MiB.", "code": "too_large"},
+                status=413,
+            )
+        return None
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

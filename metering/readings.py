@@ -17,6 +17,10 @@ from metering.counting import Reading
 MAX_BATCH = 1000
 MAX_COUNT = 2**63 - 1  # BIGINT
 FUTURE_SKEW = dt.timedelta(minutes=5)
+# The instants a timestamp may name: usage happens after 1970, and the buckets around any
+# instant (a day either side) stay within what datetime can hold.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 LABEL_MAX = 128
 # Instance and boot labels: container ids, host names, uuids, function names. No spaces,
 # no quotes, nothing that reads like personal data in an address or a sentence.
@@ -136,14 +140,17 @@ def parse_timestamp(value: Any, *, field: str, index: int | None = None) -> dt.d
             index=index,
         )
     try:
-        return parsed.astimezone(dt.UTC)
-    except OverflowError:  # 0001-01-01T00:00+05:00, 9999-12-31T23:59-05:00: no UTC instant
+        at = parsed.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        at = None
+    if at is None or not EARLIEST <= at < LATEST:
         raise Invalid(
-            f"{_where(index)}{field} is outside the years 1 to 9999 in UTC.",
-            "bad_timestamp",
+            f"{_where(index)}{field} is out of range: send an instant from 1970 to 9998.",
+            "timestamp_out_of_range",
             field=field,
             index=index,
-        ) from None
+        )
+    return at
 
 
 def check_time_window(

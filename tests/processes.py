@@ -4,6 +4,7 @@ and database. Waiting is by polling with a deadline, never by a fixed sleep."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -132,3 +133,35 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(every)
+
+
+def http_exchange(
+    port: int, head: str, body: bytes, *, close_write: bool = False
+) -> tuple[int, dict]:
+    """Send a request as raw bytes; the status and the JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)  # the client stops sending: the body ends short
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer) < _length(answer):
+            part = sock.recv(65536)
+            if not part:
+                break
+            answer += part
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def _length(answer: bytes) -> int:
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    return len(answer) + 1
+
+
+def chunked(data: bytes, size: int = 7) -> bytes:
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"

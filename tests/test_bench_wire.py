@@ -112,3 +112,32 @@ def test_run_lanes_counts_retries_and_reports_errors_over_a_real_socket():
     assert len(stats.latencies) == 3 and all(0 < x <= last - first for x in stats.latencies)
     assert [e.split(" ", 3)[2] for e in stats.errors] == ["401", "202"]
     assert cpu >= 0
+
+
+def test_the_soak_paces_its_calls_and_counts_a_refusal_as_an_error_over_a_real_socket():
+    from bench.soak import call, paced, parse_args
+    from tools.fleet.transport import HttpTransport, LaneStats
+
+    args = parse_args(["--duration", "60"])
+    assert (args.single_readings, args.batch_readings) == (1200, 3000)
+    assert parse_args([]).duration == 300
+    script = [
+        _answer("200 OK", b'{"message":"ok"}'),
+        _answer("403 Forbidden", b'{"message":"Cannot add a seat"}'),
+    ]
+    with server(script) as (port, seen):
+        transport = HttpTransport(f"http://127.0.0.1:{port}")
+        stats = LaneStats()
+        wcp = {"Authorization": "cpk_raw", "Content-Type": "text/plain;charset=UTF-8"}
+        steps: list[int] = []
+
+        def step(i: int) -> None:
+            steps.append(i)
+            call(transport, stats, "POST", "/seats", headers=wcp, body=b'{"n":%d}' % i)
+
+        paced(1000.0, step, until=0.0, count=2)
+        transport.close()
+    assert steps == [0, 1]
+    assert seen == [b'{"n":0}', b'{"n":1}']
+    assert stats.requests == 1 and len(stats.latencies) == 1
+    assert stats.errors == ['POST /seats -> 403 {"message": "Cannot add a seat"}']

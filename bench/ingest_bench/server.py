@@ -60,16 +60,22 @@ def gunicorn(args: argparse.Namespace, database_url: str):
             time.sleep(0.2)
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _cpu(pid: int) -> float:
@@ -80,7 +86,7 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
-def _children(ppid: int) -> list[int]:
+def children(ppid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -90,6 +96,14 @@ def _children(ppid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return out
+
+
+def rss(pid: int) -> int:
+    """Resident memory of a process in bytes (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def cpu_snapshot(base: str, database: str, master: int) -> dict[str, dict[int, float]]:
@@ -103,7 +117,7 @@ def cpu_snapshot(base: str, database: str, master: int) -> dict[str, dict[int, f
             ).fetchall()
         ]
     return {
-        "app": {pid: _cpu(pid) for pid in [master, *_children(master)]},
+        "app": {pid: _cpu(pid) for pid in [master, *children(master)]},
         "postgres": {pid: _cpu(pid) for pid in backends},
         "clients": {os.getpid(): time.process_time()},
     }

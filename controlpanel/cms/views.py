@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST, require_safe
 from graphql import GraphQLError
 
 from accounts import sealing
+from controlpanel.bodies import InvalidJson, parse_json
 from controlpanel.cms.resolvers import CmsError, Context, schema
 from controlpanel.customer import ratelimit
 from controlpanel.customer.api import public_url
@@ -106,11 +107,11 @@ def graphql(request: HttpRequest) -> HttpResponse:
             415, "Send the GraphQL request as JSON (Content-Type: application/json).", "BAD_REQUEST"
         )
     try:
-        data = json.loads(request.body)
+        data = parse_json(request.body)
     except (RequestDataTooBig, RawPostDataException):
         return _request_error(413, "The request body is larger than 1 MiB.", "BAD_REQUEST")
-    except (ValueError, RecursionError):
-        return _request_error(400, "The body is not valid JSON.", "BAD_REQUEST")
+    except InvalidJson as invalid:
+        return _request_error(400, invalid.message, "BAD_REQUEST")
     if not isinstance(data, dict):
         return _request_error(
             400, 'The body must be a JSON object: {"query", "variables"}.', "BAD_REQUEST"

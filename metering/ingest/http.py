@@ -17,6 +17,7 @@ from django.http.request import RawPostDataException
 from django.utils import timezone
 
 from accounts.selectors.api_keys import API_KEY_SHAPE, key_problem, key_row
+from controlpanel.bodies import InvalidJson, parse_json
 from metering.counting import Outcome
 from metering.ingest.record import Recorded, Refused, record, shape_refusal
 from metering.readings import Invalid, parse_batch, parse_reading
@@ -28,7 +29,6 @@ OUT_OF_RANGE = "These counts would take a total beyond 2^63; nothing was recorde
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "Usage storage is unavailable; retry shortly."
 TOO_LARGE = "The body is larger than 1 MiB; send smaller batches."
-TOO_DEEP = "The body is not valid JSON: it is nested too deeply."
 
 
 def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
@@ -97,11 +97,9 @@ def body_json(request: HttpRequest, *, json_only: bool) -> Any:
     if len(body) > MAX_BODY:
         raise Invalid(TOO_LARGE, "too_large", 413)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("The body is not valid JSON.", "invalid_json") from None
-    except RecursionError:
-        raise Invalid(TOO_DEEP, "invalid_json") from None
+        return parse_json(body)
+    except InvalidJson as invalid:
+        raise Invalid(invalid.message, invalid.code) from None
 
 
 _BOOL = {False: "false", True: "true"}

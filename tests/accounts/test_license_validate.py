@@ -231,7 +231,7 @@ def test_not_json_is_400(client, db):
     response = client.post(URL, "{nope", content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json()["code"] == "parse_error"
+    assert response.json() == {"message": "The body is not valid JSON.", "code": "invalid_json"}
 
 
 def test_get_is_405(client, db):

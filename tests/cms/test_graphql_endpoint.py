@@ -38,7 +38,7 @@ def test_only_post_of_a_json_object_is_a_request():
             "Send the GraphQL request as JSON (Content-Type: application/json).",
         ),
         (post(b"{not json"), 400, "The body is not valid JSON."),
-        (post(b"[" * 100_000), 400, "The body is not valid JSON."),
+        (post(b"[" * 100_000), 400, "The body is not valid JSON: it is nested too deeply."),
         (post([{"query": "{}"}]), 400, 'The body must be a JSON object: {"query", "variables"}.'),
     ]:
         assert response.status_code == status

@@ -47,6 +47,6 @@ def test_deep_json_on_a_drf_endpoint_is_a_400(client):
     response = client.post("/api/v1/licenses/validate", DEEP, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {
-        "message": "JSON parse error - nested too deeply",
-        "code": "parse_error",
+        "message": "The body is not valid JSON: it is nested too deeply.",
+        "code": "invalid_json",
     }

@@ -5,7 +5,6 @@ than its Content-Length is refused with a 400 and writes nothing."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 
 from metering.models import UsageReading
-from tests.processes import gunicorn_process, process_env
+from tests.processes import chunked, gunicorn_process, http_exchange, process_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -27,36 +26,6 @@ def gunicorn() -> Iterator[int]:
         yield port
 
 
-def _exchange(port: int, head: str, body: bytes, *, close_write: bool = False) -> tuple[int, dict]:
-    """Send a request as raw bytes; the status and the JSON body of the answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head.encode() + b"\r\n" + body)
-        if close_write:
-            sock.shutdown(socket.SHUT_WR)  # the client stops sending: the body ends short
-        answer = b""
-        while b"\r\n\r\n" not in answer or len(answer) < _length(answer):
-            part = sock.recv(65536)
-            if not part:
-                break
-            answer += part
-    status = int(answer.split(b" ", 2)[1])
-    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1])
-
-
-def _length(answer: bytes) -> int:
-    head, _, _ = answer.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(head) + 4 + int(value)
-    return len(answer) + 1
-
-
-def _chunked(data: bytes, size: int = 7) -> bytes:
-    chunks = [data[i : i + size] for i in range(0, len(data), size)]
-    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
-
-
 def _head(path: str, key: str, *headers: str, content_type: str = "application/json") -> str:
     lines = [f"POST {path} HTTP/1.1", "Host: testserver", f"Content-Type: {content_type}"]
     lines += [f"Authorization: {key}", *headers, "Connection: close"]
@@ -67,17 +36,17 @@ def test_chunked_bodies_are_read_and_the_size_limit_still_applies(tenant):
     reading = json.dumps({"instance": "web-1", "boot": "b", "api_calls": 5}).encode()
     logs = [{"error": None, "executionDuration": 3, "functionName": "f", "createdOn": 0}]
     with gunicorn() as port:
-        accepted = _exchange(
+        accepted = http_exchange(
             port,
             _head("/api/v1/usage", f"Bearer {tenant.api_key}", "Transfer-Encoding: chunked"),
-            _chunked(reading),
+            chunked(reading),
         )
         big = json.dumps({"readings": [json.loads(reading)] * 30_000}).encode()
         assert len(big) > 1024 * 1024
-        too_large = _exchange(
+        too_large = http_exchange(
             port,
             _head("/api/v1/usage/batch", f"Bearer {tenant.api_key}", "Transfer-Encoding: chunked"),
-            _chunked(big, 65536),
+            chunked(big, 65536),
         )
         # The CMS's 2022 client: raw key, text/plain, chunked telemetry; sent twice (a
         # retry), it counts once.
@@ -89,8 +58,8 @@ def test_chunked_bodies_are_read_and_the_size_limit_still_applies(tenant):
             "Transfer-Encoding: chunked",
             content_type="text/plain;charset=UTF-8",
         )
-        telemetry = _exchange(port, head, _chunked(batch))
-        retried = _exchange(port, head, _chunked(batch))
+        telemetry = http_exchange(port, head, chunked(batch))
+        retried = http_exchange(port, head, chunked(batch))
     assert accepted == (
         202,
         {"counted": {"api_calls": 5}, "duplicate": False, "reset": False, "late": False},
@@ -108,7 +77,7 @@ def test_chunked_bodies_are_read_and_the_size_limit_still_applies(tenant):
 def test_a_body_shorter_than_its_content_length_is_refused_and_writes_nothing(tenant):
     reading = json.dumps({"instance": "web-1", "boot": "b", "api_calls": 5}).encode()
     with gunicorn() as port:
-        truncated = _exchange(
+        truncated = http_exchange(
             port,
             _head(
                 "/api/v1/usage", f"Bearer {tenant.api_key}", f"Content-Length: {len(reading) + 10}"
@@ -116,7 +85,7 @@ def test_a_body_shorter_than_its_content_length_is_refused_and_writes_nothing(te
             reading,
             close_write=True,
         )
-        whole = _exchange(
+        whole = http_exchange(
             port,
             _head("/api/v1/usage", f"Bearer {tenant.api_key}", f"Content-Length: {len(reading)}"),
             reading,

@@ -92,10 +92,22 @@ class HttpTransport:
                 self._all.append(conn)
         return conn
 
-    def request(self, method: str, path: str, key: str, body: bytes | None) -> Response:
-        headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    def request(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        body: bytes | None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """`headers` replace the key's `Authorization` (the CMS protocol's raw key, a
+        session cookie, none at all)."""
+        if headers is None:
+            headers = {"Authorization": f"Bearer {key}"}
+        headers = {"Accept": "application/json", **headers}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers.setdefault("Content-Type", "application/json")
         conn = self._connection()
         for attempt in (1, 2):
             reused = conn.sock is not None
@@ -208,7 +220,7 @@ class SendStats:
         return self.readings / self.seconds if self.seconds > 0 else 0.0
 
 
-def _send_one(
+def send_one(
     transport: Transport, request: Request, payload: bytes, key: str, stats: LaneStats
 ) -> None:
     path = BATCH_PATH if request.batch else USAGE_PATH
@@ -254,7 +266,7 @@ def send_lanes(
 
     def run(i: int) -> None:
         for request, body in zip(lanes[i], bodies[i], strict=True):
-            _send_one(transport, request, body, keys[request.env], stats[i])
+            send_one(transport, request, body, keys[request.env], stats[i])
 
     started = time.perf_counter()
     if threaded and len(lanes) > 1:
