@@ -193,7 +193,7 @@ def test_a_timestamp_with_no_utc_instant_is_a_400(tenant, value):
         content_type="application/json",
         headers={"authorization": f"Bearer {tenant.api_key}"},
     )
-    assert (response.status_code, response.json()["code"]) == (400, "bad_timestamp")
+    assert (response.status_code, response.json()["code"]) == (400, "timestamp_out_of_range")
 
 
 def test_an_empty_to_is_a_bad_timestamp_not_now(tenant):
