@@ -9,13 +9,14 @@ authentication of people, messages, static files. See docs/decisions/0003.
 """
 
 from controlpanel.settings import *  # noqa: F403
-from controlpanel.settings import DATABASES
+from controlpanel.settings import DATABASES, REQUEST_LOG_MIDDLEWARE
 
 ROOT_URLCONF = "controlpanel.urls_ingest"
 # The response headers web's stack adds to these answers (security headers, HSTS on
 # HTTPS, the SSL redirect, ALLOWED_HOSTS through CommonMiddleware, X-Frame-Options).
 # And the JSON form of 404/405 every machine path answers (controlpanel.edges).
 MIDDLEWARE = [
+    *REQUEST_LOG_MIDDLEWARE,
     "controlpanel.edges.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
