@@ -31,6 +31,8 @@ def test_the_proxy_sends_the_usage_api_to_the_ingest_service_and_the_rest_to_web
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     routes = dict(re.findall(r"location (= \S+|/) \{\s*proxy_pass http://(\w+);", conf))
     assert routes == {"= /api/v1/usage": "ingest", "= /api/v1/usage/batch": "ingest", "/": "web"}
+    # /metrics is scraped on each service's own address, never through the proxy.
+    assert re.search(r"location = /metrics \{\s*return 404;\s*\}", conf)
     ingest = SERVICES["ingest"]
     assert ingest["environment"]["DJANGO_SETTINGS_MODULE"] == "controlpanel.settings_ingest"
     assert ingest["command"] == SERVICES["web"]["command"]
