@@ -132,3 +132,19 @@ def test_every_package_the_product_imports_is_in_the_prod_group():
     }
     assert "httpx" in third_party
     assert missing == set()
+
+
+def test_the_operations_guide_lists_every_variable_the_code_reads():
+    """docs/operations.md's configuration reference, against the code: every env.*() call
+    of the settings and every variable gunicorn.conf.py reads."""
+    settings_source = "".join(
+        path.read_text() for path in sorted((ROOT / "controlpanel").glob("settings*.py"))
+    )
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_source, re.S))
+    read |= set(re.findall(r'"([A-Z_]+)" in env\b', settings_source))
+    gunicorn = (ROOT / "controlpanel" / "gunicorn.conf.py").read_text()
+    read |= set(re.findall(r'os\.environ\.get\(\s*"([A-Z_]+)"', gunicorn))
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", guide))
+    assert len(read) > 70, "the patterns are stale"
+    assert read - documented == set()
