@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlpanel.settings")
 
@@ -16,6 +17,20 @@ def _install_schedule(sender: Celery, **kwargs: object) -> None:
     from controlpanel.schedule import beat_schedule
 
     sender.conf.beat_schedule = beat_schedule()
+
+
+def _django_logging(**kwargs: object) -> None:
+    """The worker logs as Django's LOGGING says (JSON lines) instead of Celery's format."""
+    from django.conf import settings
+
+    from controlpanel.logs import configure
+
+    configure(settings.LOGGING)
+
+
+if os.environ.get("LOG_FORMAT") == "json":
+    # Celery configures logging itself unless someone receives this signal.
+    setup_logging.connect(_django_logging, weak=False)
 
 
 @app.task(name="controlpanel.ping")

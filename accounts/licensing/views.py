@@ -14,6 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import Counter
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -33,6 +34,16 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "30"
 
+LICENSE_FETCHES = Counter(
+    "controlpanel_license_fetches",
+    "License fetches (GET /orgs/{orgId}/projects/{projectId}/license) by outcome: served, "
+    "refused (a 4xx: key, environment, contract) or unavailable (503).",
+    ["outcome"],
+)
+_FETCHED = {
+    outcome: LICENSE_FETCHES.labels(outcome) for outcome in ("served", "refused", "unavailable")
+}
+
 
 def _message(status: int, message: str, **headers: str) -> JsonResponse:
     return JsonResponse({"message": message}, status=status, headers=headers)
@@ -45,6 +56,13 @@ def project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonR
     """The CMS fetches this every few minutes from every container. The key check and all
     standing checks run on every request, in one indexed query; only the signed answer is
     cached, so a cache hit costs that query and one cache read."""
+    response = _project_license(request, org_id, project_id)
+    status = response.status_code
+    _FETCHED["served" if status < 400 else "unavailable" if status >= 500 else "refused"].inc()
+    return response
+
+
+def _project_license(request: HttpRequest, org_id: str, project_id: str) -> JsonResponse:
     if request.method != "GET":
         return _message(405, "Use GET to fetch a license.", Allow="GET")
     try:

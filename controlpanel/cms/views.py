@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 from graphql import GraphQLError
+from prometheus_client import Counter
 
 from accounts import sealing
 from controlpanel.bodies import InvalidJson, parse_json
@@ -29,6 +31,30 @@ from controlpanel.customer.api import public_url
 log = logging.getLogger("controlpanel.cms")
 
 RETRY_AFTER_SECONDS = 30
+
+GRAPHQL_OPERATIONS = Counter(
+    "controlpanel_graphql_operations",
+    "GraphQL requests at /graphql by operation (the CLI's names; `other` for any other "
+    "document) and outcome: ok, refused (errors the caller can fix: 4xx or GraphQL "
+    "errors), unavailable (503) or failed (500).",
+    ["operation", "outcome"],
+)
+# What the CMS CLI sends (DESIGN.md); any other name is `other`, so a caller cannot add
+# label values.
+CLI_OPERATIONS = frozenset(
+    {
+        "GenerateUserPat",
+        "GetUserPat",
+        "CreateUserPat",
+        "GetUser",
+        "ListOrgs",
+        "ListProjects",
+        "GetEnvironment",
+        "CreateEnvironment",
+        "UpdateLastActiveToNow",
+    }
+)
+OPERATION_NAME = re.compile(r"\b(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
 CLIENT_SOURCE = Path(__file__).with_name("telemetry_client.js")
 CLIENT_URL_PLACEHOLDER = '"__CONTROL_PANEL_URL__"'
 
@@ -99,21 +125,36 @@ def _formatter(context: Context) -> Any:
     return format_error
 
 
+def _operation(data: dict[str, Any]) -> str:
+    """The operation's name: `operationName`, else the first one the document names."""
+    name, query = data.get("operationName"), data.get("query")
+    if not isinstance(name, str):
+        match = OPERATION_NAME.search(query) if isinstance(query, str) else None
+        name = match.group(1) if match else ""
+    return name if name in CLI_OPERATIONS else "other"
+
+
+def _outcome(status: int, result: dict[str, Any]) -> str:
+    if status >= 500:
+        return "unavailable" if status == 503 else "failed"
+    return "refused" if status >= 400 or result.get("errors") else "ok"
+
+
 @csrf_exempt  # authenticated by a token header, never by cookies
 @require_POST
 def graphql(request: HttpRequest) -> HttpResponse:
     if request.content_type != "application/json":
-        return _request_error(
+        return _refused(
             415, "Send the GraphQL request as JSON (Content-Type: application/json).", "BAD_REQUEST"
         )
     try:
         data = parse_json(request.body)
     except (RequestDataTooBig, RawPostDataException):
-        return _request_error(413, "The request body is larger than 1 MiB.", "BAD_REQUEST")
+        return _refused(413, "The request body is larger than 1 MiB.", "BAD_REQUEST")
     except InvalidJson as invalid:
-        return _request_error(400, invalid.message, "BAD_REQUEST")
+        return _refused(400, invalid.message, "BAD_REQUEST")
     if not isinstance(data, dict):
-        return _request_error(
+        return _refused(
             400, 'The body must be a JSON object: {"query", "variables"}.', "BAD_REQUEST"
         )
     context = Context(request)
@@ -126,10 +167,17 @@ def graphql(request: HttpRequest) -> HttpResponse:
         error_formatter=_formatter(context),
     )
     status = context.http_status if success else 400
+    GRAPHQL_OPERATIONS.labels(_operation(data), _outcome(status, result)).inc()
     response = JsonResponse(result, status=status)
     if context.retry_after is not None:
         response["Retry-After"] = str(context.retry_after)
     return response
+
+
+def _refused(status: int, message: str, code: str) -> JsonResponse:
+    """A request GraphQL never saw (not JSON, too large): counted as `other`."""
+    GRAPHQL_OPERATIONS.labels("other", "refused").inc()
+    return _request_error(status, message, code)
 
 
 @cache

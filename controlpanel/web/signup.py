@@ -26,6 +26,7 @@ RESERVED_SLUGS = frozenset(
         "invitations",
         "login",
         "logout",
+        "metrics",
         "orgs",
         "readyz",
         "signup",

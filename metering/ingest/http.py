@@ -7,6 +7,7 @@ answer.
 from __future__ import annotations
 
 import json
+from time import perf_counter
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from accounts.selectors.api_keys import API_KEY_SHAPE, key_problem, key_row
 from controlpanel.bodies import InvalidJson, parse_json
+from metering import metrics
 from metering.counting import Outcome
 from metering.ingest.record import Recorded, Refused, record, shape_refusal
 from metering.readings import Invalid, parse_batch, parse_reading
@@ -120,6 +122,12 @@ def _accepted(body: str) -> HttpResponse:
 
 def post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
     """Answer a POST of one reading (`single`) or of a batch."""
+    started = perf_counter()
+    endpoint = "usage" if single else "usage_batch"
+    return metrics.answered(endpoint, _post_usage(request, single=single), started)
+
+
+def _post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
     key = bearer(request)
     refused = shape_refusal(key)
     if refused is not None:
@@ -153,7 +161,9 @@ def post_usage(request: HttpRequest, *, single: bool) -> HttpResponse:
     if not isinstance(result, Recorded):
         return refusal(result)
     if single:
+        metrics.accepted("usage", 1)
         return _accepted(_outcome_json(result.outcomes[0]))
+    metrics.accepted("usage_batch", len(result.outcomes))
     parts = ",".join([_outcome_json(o) for o in result.outcomes])
     total = sum(o.counted for o in result.outcomes)
     return _accepted(f'{{"results":[{parts}],"counted":{{"api_calls":{int(total)}}}}}')

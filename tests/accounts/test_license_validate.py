@@ -96,6 +96,68 @@ def test_hs256_with_the_public_key_is_bad_signature(client, token):
     }
 
 
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_every_spelling_of_alg_none_is_bad_signature(client, token, alg):
+    header, claims = parts(token)
+
+    for signature in ("", token.rsplit(".", 1)[1]):
+        forged = f"{encode({**header, 'alg': alg})}.{encode(claims)}.{signature}"
+        assert validate(client, forged) == {"valid": False, "code": "BAD_SIGNATURE"}
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_other_hmac_algorithms_with_the_public_key_are_bad_signature(client, token, alg):
+    header, claims = parts(token)
+    secret = SigningKey.objects.get().public_jwk["x"].encode()
+    digest = {"HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    signing_input = f"{encode({**header, 'alg': alg})}.{encode(claims)}"
+    signature = hmac.new(secret, signing_input.encode(), digest).digest()
+
+    assert validate(client, f"{signing_input}.{b64(signature)}") == {
+        "valid": False,
+        "code": "BAD_SIGNATURE",
+    }
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_rsa_signed_under_our_kid_is_bad_signature(client, token, alg):
+    """Algorithm confusion the other way: an RSA key of the forger's, our kid."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    header, claims = parts(token)
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, forger, algorithm=alg, headers={"kid": header["kid"]})
+
+    assert validate(client, forged) == {"valid": False, "code": "BAD_SIGNATURE"}
+
+
+def test_a_key_embedded_in_the_header_is_not_trusted(client, token):
+    """A `jwk` header carrying the forger's own key, the token signed with it under our
+    kid: only published keys verify."""
+    header, claims = parts(token)
+    forger = license_keys.keypair(Ed25519PrivateKey.generate())
+    forged_header = {**header, "jwk": forger.public_jwk}
+    signing_input = f"{encode(forged_header)}.{encode(claims)}"
+    signature = forger.private_key.sign(signing_input.encode())
+
+    assert validate(client, f"{signing_input}.{b64(signature)}") == {
+        "valid": False,
+        "code": "BAD_SIGNATURE",
+    }
+
+
+@pytest.mark.parametrize("kid", [None, "", "../../etc/passwd", "x" * 500, 42])
+def test_a_missing_or_strange_kid_is_an_unknown_key(client, token, kid):
+    header, claims = parts(token)
+    forged_header = {k: v for k, v in header.items() if k != "kid"}
+    if kid is not None:
+        forged_header["kid"] = kid
+    forged = f"{encode(forged_header)}.{encode(claims)}.{token.rsplit('.', 1)[1]}"
+
+    assert validate(client, forged) == {"valid": False, "code": "UNKNOWN_KEY"}
+
+
 def test_unknown_kid(client, token):
     _, claims = parts(token)
 

@@ -152,6 +152,18 @@ def test_hs256_signed_with_the_public_key_is_rejected(client, issued, secret_fro
         verify(f"{signing_input}.{b64(signature)}", jwks)
 
 
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_rsa_signed_under_our_kid_is_rejected(client, issued, alg):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    header, claims, _ = split(issued["token"])
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, forger, algorithm=alg, headers={"kid": header["kid"]})
+
+    with pytest.raises(jwt.InvalidAlgorithmError):
+        verify(forged, served_jwks(client))
+
+
 def test_unknown_kid_is_rejected(client, issued):
     stranger = license_keys.keypair(Ed25519PrivateKey.generate())
     _, claims, _ = split(issued["token"])
