@@ -23,6 +23,9 @@ MACHINE_ROUTES = {
     "api/v1/licenses/validate",  # the token to check is the body
     "api/v1/cli/sessions",  # the CLI, before anyone signed in
     "api/v1/cli/sessions/<str:poll_id>",  # the CLI polls with the session's secret
+    # GET only, by API key or public: every other method gets the JSON 405 with Allow.
+    "orgs/<str:org_id>/projects/<str:project_id>/license",
+    ".well-known/jwks.json",
 }
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
