@@ -1,13 +1,15 @@
 """Secrets at rest, after a whole customer's life driven through the product's own doors.
 
 One scenario signs up through allauth, creates a project and a CI/CD environment, issues
-and rotates its API keys, creates an access token, logs the CLI in (GraphQL GenerateUserPat,
-approval at /login/cli, GetUserPat), invites someone, adds a webhook, turns TOTP on, gets a
-developer's personal environment key and downloads a license, keeping every secret the
-product showed once. Then every column of every table of the database is read as text
+and rotates its API keys, creates access tokens (account page and customer API), logs the
+CLI in both ways (GraphQL GenerateUserPat, approval at /login/cli, GetUserPat; and the REST
+CLI session), invites someone, adds a webhook, turns TOTP on (with its recovery codes), gets
+a developer's personal environment key and downloads a license, keeping every secret the
+product showed once; the server's own keys (SECRET_KEY, FIELD_ENCRYPTION_KEY, the license
+signing key) join them. Then every column of every table of the database is read as text
 (information_schema, plain SQL; session payloads decoded too) and none of those secrets may
 appear: not whole, not without its public prefix, not lowercased, not as hex. A control
-proves the same scanner finds a value that is stored in clear."""
+proves the same scanner finds values that are stored in clear."""
 
 from __future__ import annotations
 
@@ -165,6 +167,23 @@ def test_no_secret_the_scenario_saw_is_stored_in_clear(
     )
     assert answered.json()["data"]["users"]["getUserPat"]["token"] == generated
 
+    # A token from the customer API, and a CLI login through its REST door: the poll id,
+    # the approval code in the login URL, and the token the poll hands over.
+    created = browser.post(
+        "/api/v1/tokens", {"name": "ci", "expires_in_days": 7}, content_type="application/json"
+    )
+    assert created.status_code == 201
+    secrets["customer api token"] = created.json()["token"]
+    started = Client().post("/api/v1/cli/sessions", {}, content_type="application/json").json()
+    secrets["cli session poll id"] = started["id"]
+    secrets["cli session code"] = started["login_url"].split("pat=")[1]
+    code_url = f"/login/cli?pat={secrets['cli session code']}"
+    assert browser.get(code_url).status_code == 200
+    assert browser.post(code_url, {"decision": "approve"}).status_code == 200
+    polled = Client().get(f"/api/v1/cli/sessions/{started['id']}").json()
+    assert polled["status"] == "approved"
+    secrets["cli session token"] = polled["token"]
+
     # An invitation: its token is in the email only.
     with django_capture_on_commit_callbacks(execute=True):
         invited = browser.post(
@@ -219,7 +238,7 @@ def test_no_secret_the_scenario_saw_is_stored_in_clear(
     secrets["SECRET_KEY"] = settings.SECRET_KEY
     secrets["FIELD_ENCRYPTION_KEY"] = settings.FIELD_ENCRYPTION_KEY
 
-    assert all(secrets.values()) and len(secrets) >= 20, secrets
+    assert all(secrets.values()) and len(secrets) >= 25, secrets
     assert found(secrets) == set()
     # Control: the same scanner finds what is stored in clear (in a plain column, in JSON,
     # a key's public lookup prefix, a session's content), so the scan above could fail.
