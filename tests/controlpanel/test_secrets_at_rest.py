@@ -199,7 +199,7 @@ def test_no_secret_the_scenario_saw_is_stored_in_clear(
     )
 
     # TOTP through allauth's own pages, and the recovery codes it hands out.
-    browser.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    assert browser.post("/accounts/reauthenticate/", {"password": PASSWORD}).status_code == 302
     assert browser.get("/accounts/2fa/totp/activate/").status_code == 200
     totp_secret = browser.session["mfa.totp.secret"]
     secrets["totp secret"] = totp_secret
@@ -243,8 +243,8 @@ def test_no_secret_the_scenario_saw_is_stored_in_clear(
 
     assert all(secrets.values()) and len(secrets) >= 25, secrets
     assert found(secrets) == set()
-    # Control: the same scanner finds what is stored in clear (in a plain column, in JSON,
-    # a key's public lookup prefix, a session's content), so the scan above could fail.
+    # Control: the same scanner finds what is stored in clear (a slug, a URL, a key's public
+    # lookup prefix, a token's digest), so the scan above could fail.
     clear = {
         "organization slug": slug,
         "webhook url": "https://hooks.example.com/cp",
