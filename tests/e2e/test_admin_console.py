@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.apps import apps
 from django.contrib import admin
+from django.db import connections
 from django.urls import reverse
 from playwright.sync_api import sync_playwright
 
@@ -56,6 +57,9 @@ def browser_page():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": WIDTH, "height": 900})
         yield page
+        # The test's ORM calls ran in the context Playwright's loop gave them, on a
+        # connection of their own: closed here, or it would outlive the test database.
+        connections.close_all()
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
