@@ -4,10 +4,14 @@ node_modules (npm ci), and full-page screenshots into var/screenshots/."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from playwright.sync_api import BrowserContext, Page, Playwright
+from django.db import connections
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # What works here as root in a container: no sandbox, no GPU, nothing phoning home.
@@ -24,6 +28,27 @@ FLAGS = [
 AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 BLOCKING_IMPACTS = ("serious", "critical")
+
+
+@contextmanager
+def playwright_running() -> Iterator[Playwright]:
+    """Playwright's sync API. The test's ORM calls inside it run in the context of
+    Playwright's event loop, on connections of their own: closed on the way out, or they
+    would outlive the test database (pytest's "being accessed by other users"). Django
+    refuses ORM calls beside a running event loop unless told they are synchronous code."""
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            try:
+                yield playwright
+            finally:
+                connections.close_all()
+    finally:
+        if before is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 def open_context(playwright: Playwright, user_data_dir: Path) -> BrowserContext:

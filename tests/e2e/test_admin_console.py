@@ -12,13 +12,12 @@ import pytest
 import time_machine
 from django.apps import apps
 from django.contrib import admin
-from django.db import connections
 from django.urls import reverse
-from playwright.sync_api import sync_playwright
 
 from accounts.models import Organization
 from metering.compliance.models import OverageFlag
 from tests.controlpanel.console_scene import NOW, PASSWORD, build_scene
+from tests.e2e.browser import playwright_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -53,13 +52,10 @@ def browser_page():
     # Playwright's sync API runs an event loop in this thread; the ORM is not touched while
     # it runs except through the live server's own thread.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
+    with playwright_running() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": WIDTH, "height": 900})
         yield page
-        # The test's ORM calls ran in the context Playwright's loop gave them, on a
-        # connection of their own: closed here, or it would outlive the test database.
-        connections.close_all()
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 

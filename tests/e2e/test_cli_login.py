@@ -151,9 +151,7 @@ def test_the_cms_cli_login_in_a_real_browser(live_server, tmp_path):
     """The approval page as a person sees it: the CMS CLI's pending token (GenerateUserPat)
     opened in Chromium, signed in, approved; the page passes axe-core and is kept as a
     screenshot."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.e2e.browser import axe_violations, open_context, screenshot
+    from tests.e2e.browser import axe_violations, open_context, playwright_running, screenshot
 
     tenant = make_tenant("acme")
     generated = httpx.post(
@@ -163,7 +161,7 @@ def test_the_cms_cli_login_in_a_real_browser(live_server, tmp_path):
     ).json()
     token = generated["data"]["users"]["generateUserPat"]
     url = f"{live_server.url}/login/cli?pat={token}&pat_name=Webiny%20CLI&ref=cli"
-    with sync_playwright() as playwright:
+    with playwright_running() as playwright:
         context = open_context(playwright, tmp_path / "profile")
         page = context.new_page()
         page.goto(url)

@@ -16,12 +16,12 @@ import pyotp
 import pytest
 import time_machine
 from django.core import mail
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from accounts.models import Organization
 from accounts.services.organizations import contract_activate
 from metering.compliance.evaluation import evaluate
-from tests.e2e.browser import axe_violations, open_context, screenshot
+from tests.e2e.browser import axe_violations, open_context, playwright_running, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -81,7 +81,7 @@ def test_a_customer_from_sign_up_to_a_flag(live_server, settings, tmp_path, monk
     settings.WEBHOOK_ALLOW_HTTP = True
     visit = Visit()
 
-    with sync_playwright() as playwright:
+    with playwright_running() as playwright:
         owner_browser = open_context(playwright, tmp_path / "owner")
         page = owner_browser.new_page()
 
